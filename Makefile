@@ -1,0 +1,69 @@
+# The course's two commands are `make book` and `make test`; both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# nbgrader shells out to `alembic` (and jupyter to its own scripts): every recipe sees the venv.
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+export MPLBACKEND := Agg
+# pytest workers for the suites that parallelise well (2 cores here)
+JOBS ?= 2
+
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+ASSIGNMENT ?=
+SUBMISSIONS ?=
+OUT ?= grades
+
+.PHONY: help venv book test test-unit test-notebooks test-exercises test-site lint exercises \
+        grade bench serve clean
+
+help:
+	@echo "make book       build the site into _build/html"
+	@echo "make test       run every test (unit, notebooks, exercises, site)"
+	@echo "make exercises  regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
+	@echo "make grade ASSIGNMENT=01_gradient_descent SUBMISSIONS=path/to/submissions [OUT=grades]"
+	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
+	@echo "make clean      remove build outputs (keeps .venv)"
+
+venv: $(STAMP)
+
+# Create the venv once; reinstall only when requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+book: $(STAMP)
+	jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	bash tests/run_all.sh
+
+lint: $(STAMP)
+	ruff check sgdkit tests benchmarks nbgrader_config.py
+
+exercises: $(STAMP)
+	@for d in solutions/*/; do \
+	  id=$$(basename $$d); echo "generating exercises/$$id"; \
+	  nbgrader generate_assignment "$$id" --no-db --force --log-level=WARN || exit 1; \
+	done
+
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || \
+	  { echo "usage: make grade ASSIGNMENT=01_gradient_descent SUBMISSIONS=dir [OUT=grades]"; exit 2; }
+	python -m sgdkit.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" --out "$(OUT)"
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; python $$f || exit 1; done
+
+serve:
+	@test -f _build/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
+	python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+clean:
+	rm -rf _build .pytest_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,18 @@
+"""nbgrader configuration for the course (the repo root is the course directory)."""
+
+c = get_config()  # noqa: F821  (injected by nbgrader)
+
+c.CourseDirectory.course_id = "sgd-course"
+# Solutions (with hidden tests) are the nbgrader *source*; student notebooks are generated into
+# exercises/ by `make exercises` and committed.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+
+# Per-cell execution limit when validating and autograding (seconds).
+# Execute.timeout is what nbgrader's preprocessors read; it wins over ExecutePreprocessor.timeout.
+c.Execute.timeout = 60
+c.ExecutePreprocessor.timeout = 60
+
+# Student notebooks carry no outputs.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
