@@ -16,7 +16,7 @@ ASSIGNMENT ?=
 SUBMISSIONS ?=
 OUT ?= grades
 
-.PHONY: help venv book test test-unit test-notebooks test-exercises test-site lint exercises \
+.PHONY: help venv chromium book test lint exercises \
         grade bench serve clean
 
 help:
@@ -40,8 +40,23 @@ book: $(STAMP)
 	jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
-	bash tests/run_all.sh
+# Every layer in one pytest run: sgdkit units, exercises and grading, nbval over every notebook in
+# book/ and solutions/, and the site (built from scratch, then checked in Chromium).
+# --dist loadfile keeps each notebook's cells, and each test module, on one worker.
+test: $(STAMP) chromium
+	ruff check sgdkit tests benchmarks nbgrader_config.py
+	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
+	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
+
+# The browser tests use Debian's Chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "Chromium is missing: install it with 'sudo apt-get install chromium' and rerun"; exit 1; \
+	  fi; }
 
 lint: $(STAMP)
 	ruff check sgdkit tests benchmarks nbgrader_config.py

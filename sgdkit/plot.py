@@ -13,12 +13,18 @@ marked when the objective has one. A path is an array of shape ``(T, 2)``, the i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
+from matplotlib.colors import BoundaryNorm
+
+if TYPE_CHECKING:
+    from IPython.display import HTML
 
 # tab10 spelled out, not "C0".."C9": a notebook that changes the colour cycle must not change
 # which colour a method gets.
@@ -42,6 +48,24 @@ def _as_path(path) -> np.ndarray:
         raise ValueError(f"a path must have shape (T, 2), one 2-D point per step; "
                          f"got shape {path.shape}")
     return path
+
+
+def _in_view(path: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float]) -> np.ndarray:
+    """The path up to its first point far outside the box (more than a box width beyond it),
+    or up to its last finite point.
+
+    A diverging run flies off to 1e100 and zig-zags across the whole picture on every step;
+    drawing one segment out of the box shows that it left, and keeps the PNGs small.
+    """
+    (x0, x1), (y0, y1) = sorted(xlim), sorted(ylim)
+    w, h = x1 - x0, y1 - y0
+    with np.errstate(invalid="ignore"):  # nan compares False: it counts as "out"
+        inside = ((path[:, 0] >= x0 - w) & (path[:, 0] <= x1 + w)
+                  & (path[:, 1] >= y0 - h) & (path[:, 1] <= y1 + h))
+    if inside.all():
+        return path
+    first_out = int(np.argmin(inside))
+    return path[: first_out + 1] if np.isfinite(path[first_out]).all() else path[:first_out]
 
 
 def _grid_loss(objective, W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
@@ -71,29 +95,39 @@ def _grid_loss(objective, W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
 def _levels(Z: np.ndarray, levels: int, log: bool) -> np.ndarray | int:
     """Contour levels: ``levels`` of them, log-spaced above the grid minimum when ``log``.
 
-    Log spacing, ``z_min + geomspace(10^-3 range, range)``, puts many lines in the flat valley
-    near the minimum, where the iterates spend their time; it also works when the loss is
-    negative (a quadratic with a linear term), because it spaces the *gap* above the minimum.
+    Levels ``z_min + geomspace(g, z_max - z_min)`` put many bands in the flat valley near the
+    minimum, where the iterates spend their time. The lowest gap ``g`` is the gap above the
+    minimum that 1% of the grid points fall under, so a narrow valley (Rosenbrock) and a
+    round bowl both get bands there. Spacing the *gap* above the minimum also works when the
+    loss is negative (a quadratic with a linear term).
     """
     finite = Z[np.isfinite(Z)]
     if not log or finite.size == 0 or finite.max() == finite.min():
         return levels
-    lo, span = finite.min(), finite.max() - finite.min()
-    return lo + np.geomspace(1e-3 * span, span, levels)
+    gap = finite - finite.min()
+    lowest = max(np.quantile(gap, 0.01), 1e-9 * gap.max())
+    return finite.min() + np.geomspace(lowest, gap.max(), levels)
 
 
 def contour(objective, xlim: tuple[float, float], ylim: tuple[float, float], ax: Axes | None = None,
             levels: int = 30, log: bool = True) -> Axes:
-    """Contour lines of a 2-D loss ``f(w_1, w_2)`` over the box ``xlim x ylim``.
+    """Filled contours of a 2-D loss ``f(w_1, w_2)`` over the box ``xlim x ylim``.
 
-    The loss is evaluated on a 100 x 100 grid; ``levels`` lines, log-spaced when ``log``
-    (see ``_levels``). Returns the Axes drawn on (a new figure when ``ax`` is None).
+    The loss is evaluated on a 100 x 100 grid; ``levels`` bands, log-spaced when ``log``
+    (see ``_levels``), in pale colours with thin lines between them, so that trajectories in
+    any colour stand out. Returns the Axes drawn on (a new figure when ``ax`` is None).
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+        _, ax = plt.subplots(figsize=(5, 4), layout="constrained")
     W1, W2 = np.meshgrid(np.linspace(*xlim, GRID), np.linspace(*ylim, GRID))
     Z = _grid_loss(objective, W1, W2)
-    ax.contour(W1, W2, Z, levels=_levels(Z, levels, log), cmap="viridis", linewidths=0.8)
+    bounds = _levels(Z, levels, log)
+    # one colour step per band, not per unit of loss: log-spaced bands would otherwise all get
+    # the colour of the minimum. extend="both" also fills below the lowest level (the minimum).
+    norm = BoundaryNorm(bounds, 256, extend="both") if np.ndim(bounds) else None
+    ax.contourf(W1, W2, Z, levels=bounds, cmap="viridis", norm=norm, alpha=0.4, extend="both",
+                antialiased=True)  # soft band edges: smoother, and smaller as JPEG frames
+    ax.contour(W1, W2, Z, levels=bounds, colors="0.3", linewidths=0.4, alpha=0.4)
     ax.set(xlim=xlim, ylim=ylim, xlabel="$w_1$", ylabel="$w_2$")
     return ax
 
@@ -105,24 +139,28 @@ def _mark_w_star(objective, ax: Axes) -> None:
                 ls="none", label="$w^*$", zorder=5)
 
 
+def _mark_starts(ax: Axes, arrays: list[np.ndarray]) -> None:
+    if arrays:  # one marker per distinct start point: comparisons usually share one
+        starts = np.unique(np.round([p[0] for p in arrays], 12), axis=0)
+        ax.plot(starts[:, 0], starts[:, 1], "o", ms=8, mfc="none", mec="black", mew=1.5,
+                ls="none", label="start", zorder=5)
+
+
 def plot_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float, float],
                ylim: tuple[float, float], ax: Axes | None = None) -> Axes:
     """Several methods' iterates on one contour plot.
 
     ``paths`` maps a method name to its iterates, shape ``(T, 2)``; the i-th method is drawn in
     ``COLORS[i]``. Start points are marked with a black circle, ``w_star`` (when the objective
-    has one) with a star. The axes stay at ``xlim x ylim`` even if a path diverges out of them.
+    has one) with a star. The axes stay at ``xlim x ylim``; a path that diverges is drawn up to
+    its first point far outside them.
     """
     ax = contour(objective, xlim, ylim, ax=ax)
-    starts = []
-    for i, (name, path) in enumerate(paths.items()):
-        path = _as_path(path)
+    arrays = [_as_path(p) for p in paths.values()]
+    for i, (name, path) in enumerate(zip(paths, arrays)):
+        path = _in_view(path, xlim, ylim)
         ax.plot(path[:, 0], path[:, 1], "o-", color=_color(i), ms=2.5, lw=1.2, label=name)
-        starts.append(path[0])
-    if starts:  # one marker per distinct start point: comparisons usually share one
-        starts = np.unique(np.round(starts, 12), axis=0)
-        ax.plot(starts[:, 0], starts[:, 1], "o", ms=8, mfc="none", mec="black", mew=1.5,
-                label="start", zorder=5)
+    _mark_starts(ax, arrays)
     _mark_w_star(objective, ax)
     ax.set(xlim=xlim, ylim=ylim)  # plotting a diverging path would otherwise zoom out
     ax.legend(loc="best", fontsize="small")
@@ -139,7 +177,7 @@ def loss_curves(curves: Mapping[str, np.ndarray], ax: Axes | None = None, log: b
     see it.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
+        _, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     for i, (name, curve) in enumerate(curves.items()):
         curve = getattr(curve, "losses", curve)
         if hasattr(curve, "detach"):
@@ -156,43 +194,68 @@ def loss_curves(curves: Mapping[str, np.ndarray], ax: Axes | None = None, log: b
     return ax
 
 
+# matplotlib's player draws its buttons with Font Awesome icons loaded from a CDN: blank buttons
+# on an offline page. Plain Unicode symbols need no download.
+_ICONS = {"fa-minus": "&minus;", "fa-fast-backward": "&#x23EE;", "fa-step-backward": "&#x25C2;",
+          "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x23F8;", "fa-play": "&#x25B6;",
+          "fa-step-forward": "&#x25B8;", "fa-fast-forward": "&#x23ED;", "fa-plus": "+"}
+
+
+def _offline_controls(html: str) -> str:
+    """The player's HTML with its Font Awesome stylesheet and icons replaced by Unicode."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
+    return re.sub(r'<i class="fa ([a-z -]+)"></i>',
+                  lambda m: _ICONS.get(m.group(1), m.group(0)), html)
+
+
 def animate_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float, float],
-                  ylim: tuple[float, float], frames: int = 60, interval: int = 80):
+                  ylim: tuple[float, float], frames: int = 60, interval: int = 80) -> HTML:
     """An animation of ``plot_paths``: the iterates appear step by step. Returns IPython HTML.
 
     Frame k shows every path up to the same step ``s_k``, with ``s_0 = 0, ..., s_{F-1} = T-1``
     evenly spaced (``F = min(frames, T)``, T the longest path), so methods race fairly and a
-    long run still makes a short animation. The frames are PNGs embedded in the page by
-    ``FuncAnimation(...).to_jshtml()``, so it plays in the static site without a kernel; the
-    figure is small (4 x 3.2 in at 72 dpi) to keep 60 frames well under 1 MB.
+    long run still makes a short animation. ``FuncAnimation(...).to_jshtml()`` embeds the
+    frames in the page, so it plays in the static site without a kernel (its buttons are
+    Unicode symbols, not web-font icons, so they show offline too). The frames are small
+    JPEGs (3.6 x 2.9 in at 72 dpi): 60 of them take 0.6 to 0.9 MB.
     """
     from IPython.display import HTML  # imported here: plotting a still needs no IPython
 
     if frames < 1:
         raise ValueError(f"frames must be a positive int, got {frames}")
+    if not paths:
+        raise ValueError("paths is empty: pass a dict {method name: (T, 2) array}")
     arrays = [_as_path(p) for p in paths.values()]
     num_steps = max(len(p) for p in arrays)
     steps = np.unique(np.linspace(0, num_steps - 1, min(frames, num_steps)).round().astype(int))
 
-    fig, ax = plt.subplots(figsize=(4, 3.2), dpi=72)
+    fig, ax = plt.subplots(figsize=(3.6, 2.9), dpi=72)
     contour(objective, xlim, ylim, ax=ax)
     lines = [ax.plot([], [], "o-", color=_color(i), ms=2.5, lw=1.2, label=name)[0]
              for i, name in enumerate(paths)]
-    ax.plot(arrays[0][0, 0], arrays[0][0, 1], "o", ms=8, mfc="none", mec="black", mew=1.5,
-            label="start")
+    _mark_starts(ax, arrays)
     _mark_w_star(objective, ax)
-    ax.legend(loc="upper right", fontsize="x-small")
-    title = ax.set_title("", fontsize="small")
+    # legend above the axes, not inside: a legend inside would hide part of some path
+    ax.legend(handles=lines, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
+              ncols=min(len(lines), 4), fontsize="x-small")
+    counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize="x-small",
+                      bbox=dict(boxstyle="round", fc="white", ec="none", alpha=0.8))
     fig.tight_layout()
 
+    visible = [_in_view(p, xlim, ylim) for p in arrays]
+
     def draw(k: int):
-        for line, path in zip(lines, arrays):
+        for line, path in zip(lines, visible):
             shown = path[: steps[k] + 1]  # a shorter (diverged) path just stops growing
             line.set_data(shown[:, 0], shown[:, 1])
-        title.set_text(f"step {steps[k]}")
-        return [*lines, title]
+        counter.set_text(f"step {steps[k]}")
+        return [*lines, counter]
 
     anim = FuncAnimation(fig, draw, frames=len(steps), interval=interval, repeat=False)
-    html = anim.to_jshtml(default_mode="once")
-    plt.close(fig)  # otherwise the notebook also shows the last frame as a static figure
+    # JPEG frames: for busy pictures (several zig-zagging paths) they are half the size of PNG
+    try:
+        with plt.rc_context({"animation.frame_format": "jpeg"}):
+            html = _offline_controls(anim.to_jshtml(default_mode="once"))
+    finally:
+        plt.close(fig)  # otherwise the notebook also shows the last frame as a static figure
     return HTML(html)

@@ -92,3 +92,113 @@ def test_page_weight(html):
     heavy = {str(p.relative_to(html)): p.stat().st_size for p in html.rglob("*.html")
              if p.stat().st_size > MAX_PAGE_BYTES}
     assert not heavy, f"pages over {MAX_PAGE_BYTES} bytes: {heavy}"
+
+
+# --- In a real browser ------------------------------------------------------------------------
+# Debian's Chromium driven by Playwright (never a downloaded browser); pages served on 127.0.0.1.
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+# The book theme logs this once on first load; it is harmless (no theme stored yet).
+HARMLESS_CONSOLE = ("invalid theme mode",)
+
+
+@pytest.fixture(scope="module")
+def server(html):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(QuietHandler, directory=str(html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class QuietHandler(__import__("http.server").server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: install it with 'apt-get install chromium' "
+                    "(make test does this when it runs as root on Debian)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def visit(browser, url):
+    """Open url; return (page, console errors, failed or off-site requests)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, failed = [], []
+    page.on("console", lambda m: m.type == "error" and not any(
+        h in m.text for h in HARMLESS_CONSOLE) and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+    page.on("request", lambda r: not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            and failed.append(f"off-site request {r.url}"))
+    page.goto(url, wait_until="networkidle")
+    return page, errors, failed
+
+
+def site_pages(html):
+    return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
+                  if p.parent.name != "_static" and "_sources" not in p.parts
+                  and p.name not in {"genindex.html", "search.html"})
+
+
+def test_every_page_in_the_browser(html, server, browser):
+    problems = []
+    for name in site_pages(html):
+        page, errors, failed = visit(browser, f"{server}/{name}")
+        if name != "index.html":  # index.html is a redirect
+            page.wait_for_function("() => !window.MathJax || !MathJax.startup"
+                                   " || MathJax.startup.promise !== undefined")
+        text = page.inner_text("article") if page.query_selector("article") else ""
+        has_math = page.evaluate("() => document.querySelectorAll('.math').length")
+        if has_math:
+            page.wait_for_selector("mjx-container", timeout=15000)
+        if "$$" in text:
+            problems.append(f"{name}: raw $$ left in the page")
+        broken = page.evaluate("() => [...document.images].filter("
+                               "i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        animations = page.evaluate("() => document.querySelectorAll('.animation').length")
+        controls = page.evaluate(
+            "() => document.querySelectorAll('.animation .anim-buttons button').length")
+        if animations and controls < 3 * animations:
+            problems.append(f"{name}: {animations} animations but {controls} control buttons")
+        problems += [f"{name}: console error {e}" for e in errors]
+        problems += [f"{name}: request {r}" for r in failed]
+        problems += [f"{name}: image did not load {src}" for src in broken]
+        page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_screenshots(html, server, browser):
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    for label, name in [("home", "book/intro.html"),
+                        ("chapter", "book/02_gradient_descent.html"),
+                        ("exercise", "exercises/01_gradient_descent/01_gradient_descent.html")]:
+        page, errors, failed = visit(browser, f"{server}/{name}")
+        page.screenshot(path=str(shots / f"{label}.png"), full_page=False)
+        assert (shots / f"{label}.png").stat().st_size > 10_000, f"blank screenshot of {name}"
+        page.close()
+
+
+def test_search_finds_the_gradient_descent_chapter(html, server, browser):
+    page, errors, failed = visit(browser, f"{server}/search.html?q=step+size")
+    page.wait_for_selector("#search-results li", timeout=20000)
+    links = page.eval_on_selector_all("#search-results li a", "els => els.map(a => a.href)")
+    assert any("02_gradient_descent" in link for link in links), (
+        f"searching 'step size' did not return the gradient descent chapter: {links[:10]}")
+    assert not errors, errors
