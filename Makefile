@@ -6,7 +6,6 @@ BIN := $(CURDIR)/$(VENV)/bin
 # nbgrader shells out to `alembic` (and jupyter to its own scripts): every recipe sees the venv.
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
-export MPLBACKEND := Agg
 # pytest workers for the suites that parallelise well (2 cores here)
 JOBS ?= 2
 
