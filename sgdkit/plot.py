@@ -237,7 +237,7 @@ def animate_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float,
     _mark_w_star(objective, ax)
     # legend above the axes, not inside: a legend inside would hide part of some path
     ax.legend(handles=lines, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
-              ncols=min(len(lines), 4), fontsize="x-small")
+              ncols=min(len(lines), 2), fontsize="x-small")  # 2 columns: long names fit
     counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize="x-small",
                       bbox=dict(boxstyle="round", fc="white", ec="none", alpha=0.8))
     fig.tight_layout()
