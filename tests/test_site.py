@@ -197,10 +197,10 @@ def test_screenshots(html, server, browser):
         page.close()
 
 
-def test_search_finds_the_gradient_descent_chapter(html, server, browser):
-    page, errors, failed = visit(browser, f"{server}/search.html?q=step+size")
+def test_search_finds_the_momentum_chapter(html, server, browser):
+    page, errors, failed = visit(browser, f"{server}/search.html?q=momentum")
     page.wait_for_selector("#search-results li", timeout=20000)
     links = page.eval_on_selector_all("#search-results li a", "els => els.map(a => a.href)")
-    assert any("02_gradient_descent" in link for link in links), (
-        f"searching 'step size' did not return the gradient descent chapter: {links[:10]}")
+    assert any("06_momentum_and_schedules" in link for link in links), (
+        f"searching 'momentum' did not return the momentum chapter: {links[:10]}")
     assert not errors, errors
