@@ -1,0 +1,330 @@
+"""The nbgrader assignments, for every ``solutions/<id>/<id>.ipynb``:
+
+- the committed student version ``exercises/<id>/`` is what ``nbgrader generate_assignment``
+  makes from the source now (student versions are generated, never hand-edited);
+- the source notebook is well formed: nbgrader metadata, points as declared, hidden tests and
+  solutions present, none of them in the student version;
+- the solution passes its own tests; the blank student notebook fails every autograded test
+  (by ``NotImplementedError``, not by a crash of the test itself);
+- each typical wrong submission of ``tests/fixtures/exercises/<id>.json`` fails the public tests
+  it should, with a message that points at the mistake;
+- end to end: ``nbgrader autograde`` in a temporary course gives a correct, a blank and the wrong
+  submissions of ``tests/fixtures/exercises/<id>.json`` their exact expected scores.
+
+Each nbgrader run gets its own course directory and Jupyter runtime directory, so the tests run
+in parallel (``pytest -n 2``) without colliding.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+SOLUTIONS = ROOT / "solutions"
+FIXTURES = ROOT / "tests" / "fixtures" / "exercises"
+ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.glob("*/") if (p / f"{p.name}.ipynb").exists())
+BIN = Path(sys.executable).parent  # nbgrader shells out to alembic: both live here
+MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+           "BEGIN MARK SCHEME", "END MARK SCHEME"]
+
+
+def test_there_are_assignments():
+    assert ASSIGNMENTS, "no solutions/<id>/<id>.ipynb found: the course has no assignments"
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def env_for(tmp: Path) -> dict[str, str]:
+    """The environment of one nbgrader run: this venv first on PATH, a private runtime dir."""
+    runtime = tmp / "jupyter_runtime"
+    runtime.mkdir(exist_ok=True)
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                JUPYTER_RUNTIME_DIR=str(runtime), MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+
+
+def run_nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "nbgrader"), *args, "--log-level=WARN"], cwd=course,
+                          env=env_for(course.parent), capture_output=True, text=True,
+                          timeout=600)
+
+
+def make_course(tmp: Path, assignment: str) -> Path:
+    """A course directory holding the repo's nbgrader_config.py and one assignment's source."""
+    course = tmp / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return course
+
+
+def generate(course: Path, assignment: str, *flags: str) -> Path:
+    result = run_nbgrader(course, "generate_assignment", assignment, "--force", *flags)
+    assert result.returncode == 0, f"generate_assignment {assignment} failed:\n{result.stderr}"
+    return course / "exercises" / assignment
+
+
+def files(folder: Path) -> dict[str, Path]:
+    return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()
+            and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts}
+
+
+def meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def autograded(nb) -> dict[str, int]:
+    """grade_id -> points of the autograded test cells."""
+    return {meta(c)["grade_id"]: meta(c)["points"] for c in nb.cells
+            if meta(c).get("grade") and not meta(c).get("solution")}
+
+
+def manual(nb) -> dict[str, int]:
+    """grade_id -> points of the manually graded answer cells."""
+    return {meta(c)["grade_id"]: meta(c)["points"] for c in nb.cells
+            if meta(c).get("grade") and meta(c).get("solution")}
+
+
+def source_nb(assignment: str):
+    return nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def fixture(assignment: str) -> dict:
+    path = FIXTURES / f"{assignment}.json"
+    assert path.exists(), (
+        f"{path.relative_to(ROOT)} is missing: every assignment needs sample wrong submissions "
+        f"(see tests/fixtures/exercises/01_gradient_descent.json for the format)")
+    return json.loads(path.read_text())
+
+
+def strip_markers(source: str) -> str:
+    """A solution region as a student would type it: the nbgrader delimiter lines removed."""
+    return "\n".join(line for line in source.split("\n")
+                     if not any(m in line for m in MARKERS))
+
+
+def correct_submission(student_nb, solution_nb):
+    """The student notebook with every solution cell filled in from the solution notebook."""
+    answers = {meta(c)["grade_id"]: c for c in solution_nb.cells if meta(c).get("solution")}
+    nb = nbformat.from_dict(json.loads(json.dumps(student_nb)))  # a deep copy
+    for cell in nb.cells:
+        if meta(cell).get("solution"):
+            cell.source = strip_markers(answers[meta(cell)["grade_id"]].source)
+    return nb
+
+
+def apply_edits(nb, edits: list[dict], where: str):
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    cells = {meta(c).get("grade_id"): c for c in nb.cells}
+    for edit in edits:
+        cell = cells.get(edit["cell"])
+        assert cell is not None and cell.source.count(edit["old"]) == 1, (
+            f"{where}: the edit {edit} no longer applies to the solution (no cell "
+            f"{edit['cell']!r} holding that text exactly once); update the fixture")
+        cell.source = cell.source.replace(edit["old"], edit["new"])
+    return nb
+
+
+def strip_hidden(source: str) -> str:
+    """A test cell as the student sees it: the hidden tests region removed."""
+    lines, hidden = [], False
+    for line in source.split("\n"):
+        if "BEGIN HIDDEN TESTS" in line:
+            hidden = True
+        elif "END HIDDEN TESTS" in line:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def public_test_failures(nb) -> dict[str, str]:
+    """Run the code cells in order in one namespace, hidden tests removed, as a student would;
+    return grade_id -> 'ExceptionType: message' for each test cell that failed. A warning in a
+    test cell counts as a failure too: nbgrader scores a cell that writes to stderr 0. (Plain
+    Python: a notebook whose cells use IPython magics needs a kernel instead.)"""
+    tests, failures = autograded(nb), {}
+    namespace = {"__name__": "__main__"}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        grade_id = meta(cell).get("grade_id")
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            try:
+                exec(compile(strip_hidden(cell.source), f"<cell {i}>", "exec"), namespace)
+            except Exception as err:  # the student's cells may fail; only test cells count
+                if grade_id in tests:
+                    failures[grade_id] = f"{type(err).__name__}: {err}"
+                continue
+        if grade_id in tests and w:
+            failures[grade_id] = f"a warning (stderr): {w[0].category.__name__}: {w[0].message}"
+    return failures
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercises_match_a_fresh_generate_assignment(assignment, tmp_path):
+    fresh = generate(make_course(tmp_path, assignment), assignment, "--no-db")
+    committed = ROOT / "exercises" / assignment
+    fix = f"regenerate it with `make exercises` (nbgrader generate_assignment {assignment})"
+    assert committed.is_dir(), f"exercises/{assignment} is missing: {fix}"
+    new, old = files(fresh), files(committed)
+    assert sorted(new) == sorted(old), (
+        f"exercises/{assignment} holds {sorted(old)}, generate_assignment makes {sorted(new)}: "
+        f"{fix}")
+    for name, path in new.items():
+        if name.endswith(".ipynb"):
+            same = json.loads(path.read_text()) == json.loads(old[name].read_text())
+        else:
+            same = path.read_bytes() == old[name].read_bytes()
+        assert same, f"exercises/{assignment}/{name} differs from its source: {fix}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebook_is_a_complete_assignment(assignment):
+    nb = source_nb(assignment)
+    where = f"solutions/{assignment}/{assignment}.ipynb"
+    expected = fixture(assignment)
+    keys = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
+    ids = [meta(c).get("grade_id") for c in nb.cells if meta(c)]
+    assert len(ids) == len(set(ids)), f"{where}: grade_ids repeat: {ids}"
+    for cell in nb.cells:
+        m = meta(cell)
+        if not m:
+            continue
+        need = keys | ({"points"} if m.get("grade") else set())
+        assert need <= set(m) and m["schema_version"] == 3, (
+            f"{where}: cell {m.get('grade_id')} has nbgrader metadata {m}, needs keys {need} "
+            f"with schema_version 3")
+        if m["grade"] and not m["solution"]:
+            assert cell.cell_type == "code" and m["locked"], f"{where}: {m['grade_id']}"
+            assert "BEGIN HIDDEN TESTS" in cell.source, (
+                f"{where}: test cell {m['grade_id']} has no ### BEGIN HIDDEN TESTS region")
+        if m["solution"] and cell.cell_type == "code":
+            assert "BEGIN SOLUTION" in cell.source, f"{where}: {m['grade_id']} has no solution"
+    tests, answers = autograded(nb), manual(nb)
+    assert len(tests) >= 3, f"{where}: {len(tests)} autograded test cells, the course wants >= 3"
+    assert answers, f"{where}: no manually graded answer cell"
+    assert (sum(tests.values()), sum(answers.values())) == (
+        expected["autograded_points"], expected["manual_points"]), (
+        f"{where}: points {tests} and {answers} do not add up to the fixture's "
+        f"{expected['autograded_points']} autograded + {expected['manual_points']} manual")
+    graded = [k for k, v in expected["wrong_submissions"].items() if "score" in v]
+    assert len(graded) >= 2, f"the fixture autogrades {graded}: it needs >= 2 wrong submissions"
+
+    student = (ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+    leaked = [m for m in MARKERS if m in student]
+    assert not leaked, f"exercises/{assignment}: the student version still holds {leaked}"
+
+
+def wrong_submissions() -> list[tuple[str, str]]:
+    return [(a, name) for a in ASSIGNMENTS if (FIXTURES / f"{a}.json").exists()
+            for name in fixture(a)["wrong_submissions"]]
+
+
+@pytest.mark.parametrize("assignment, name", wrong_submissions())
+def test_public_tests_point_at_the_mistake(assignment, name):
+    wrong = fixture(assignment)["wrong_submissions"][name]
+    where = f"{FIXTURES.name}/{assignment}.json {name}"
+    nb = apply_edits(source_nb(assignment), wrong["edits"], where)
+    failures = public_test_failures(nb)
+    assert sorted(failures) == sorted(wrong["messages"]), (
+        f"{where} ({wrong['mistake']}): the public tests {sorted(failures)} fail, expected "
+        f"{sorted(wrong['messages'])}:\n{failures}")
+    for cell, phrase in wrong["messages"].items():
+        assert phrase in failures[cell], (
+            f"{where} ({wrong['mistake']}): the message of {cell} should say {phrase!r}; "
+            f"it says:\n{failures[cell]}")
+    assert set(failures) <= set(wrong["failed"]), f"{where}: 'failed' misses public failures"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_passes_and_blank_notebook_fails_every_test(assignment, tmp_path, monkeypatch):
+    from nbgrader.validator import Validator
+    from traitlets.config import Config
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))  # this test's kernels only
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    config = Config()
+    config.Execute.timeout = 120
+    shutil.copytree(SOLUTIONS / assignment, tmp_path / "solution")
+    shutil.copytree(ROOT / "exercises" / assignment, tmp_path / "blank")
+    name = f"{assignment}.ipynb"
+
+    results = Validator(config=config).validate(str(tmp_path / "solution" / name))
+    failed = [r["raw_error"] for r in results.get("failed", [])]
+    assert not results, f"the solution of {assignment} fails its own tests:\n" + "\n\n".join(
+        failed or [str(results)])
+
+    nb = nbformat.read(tmp_path / "blank" / name, as_version=4)
+    by_source = {c.source.strip(): meta(c)["grade_id"] for c in nb.cells if meta(c).get("grade")}
+    results = Validator(config=config).validate(str(tmp_path / "blank" / name))
+    errors = {by_source[r["source"]]: r["raw_error"] for r in results.get("failed", [])}
+    passing = sorted(set(autograded(nb)) - set(errors))
+    assert not passing, f"the blank {assignment} notebook passes the tests {passing}"
+    crashed = {k: v for k, v in errors.items() if k in autograded(nb)
+               and "NotImplementedError" not in v}
+    assert not crashed, f"blank {assignment}: tests failed for another reason than the blank " \
+                        f"solution (a bug in the test?):\n{crashed}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograde_gives_the_expected_scores(assignment, tmp_path):
+    from nbgrader.api import Gradebook, MissingEntry
+
+    course = make_course(tmp_path, assignment)
+    release = generate(course, assignment)  # with the gradebook: the cells and their points
+    name = f"{assignment}.ipynb"
+    blank = nbformat.read(release / name, as_version=4)
+    correct = correct_submission(blank, source_nb(assignment))
+    expected = fixture(assignment)
+    tests, answers = autograded(blank), manual(blank)
+    full = sum(tests.values())
+
+    # student -> (notebook, the test cells it must fail, its autograded score)
+    submissions = {"correct": (correct, [], full), "blank": (blank, list(tests), 0)}
+    for student, wrong in expected["wrong_submissions"].items():
+        if "score" not in wrong:  # checked by test_public_tests_point_at_the_mistake only
+            continue
+        nb = apply_edits(correct, wrong["edits"], f"{FIXTURES.name}/{assignment}.json {student}")
+        submissions[student] = (nb, wrong["failed"], wrong["score"])
+    for student, (nb, _, _) in submissions.items():
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / name)
+
+    # exits 1 when any submission has a failing cell: the gradebook, not the exit code, says how
+    # each one did; an error that kept a submission from being graded shows as a missing row
+    result = run_nbgrader(course, "autograde", assignment)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student, (_, failed, score) in submissions.items():
+            try:
+                graded = gb.find_submission_notebook(assignment, assignment, student)
+            except MissingEntry:
+                pytest.fail(f"{assignment}: submission {student!r} was not graded; nbgrader "
+                            f"said:\n{result.stderr}")
+            auto = {g.name: g.auto_score for g in graded.grades}
+            want = {k: (0.0 if k in failed else float(p)) for k, p in tests.items()}
+            got = {k: auto[k] for k in tests}
+            assert got == want, (f"{assignment}, submission {student!r}: autograded scores "
+                                 f"{got}, expected {want}\nnbgrader said:\n{result.stderr}")
+            assert sum(got.values()) == score, f"{student}: total {sum(got.values())} != {score}"
+            for grade in graded.grades:
+                if grade.name in answers:  # blank answers score 0, written ones await a human
+                    assert (grade.auto_score, grade.needs_manual_grade) == (
+                        (0.0, False) if student == "blank" else (None, True)), (
+                        f"{student}: manual cell {grade.name} has auto_score "
+                        f"{grade.auto_score}, needs_manual_grade {grade.needs_manual_grade}")
