@@ -29,6 +29,9 @@ import nbformat
 import pytest
 from conftest import ROOT
 
+# Every test here has its own temp course and runtime dir: let them spread over the workers.
+XDIST_SPREAD = True
+
 SOLUTIONS = ROOT / "solutions"
 FIXTURES = ROOT / "tests" / "fixtures" / "exercises"
 ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.glob("*/") if (p / f"{p.name}.ipynb").exists())
