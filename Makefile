@@ -45,7 +45,7 @@ book: $(STAMP)
 # One BLAS/torch thread per process: two workers on 2 cores, and no oversubscription.
 test: export OMP_NUM_THREADS := 1
 test: $(STAMP) chromium
-	ruff check sgdkit tests benchmarks nbgrader_config.py
+	ruff check sgdkit tests benchmarks nbgrader_config.py conftest.py book/_ext
 	pytest -n $(JOBS) --dist loadgroup -p no:cacheprovider \
 	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
 
@@ -60,7 +60,7 @@ chromium:
 	  fi; }
 
 lint: $(STAMP)
-	ruff check sgdkit tests benchmarks nbgrader_config.py
+	ruff check sgdkit tests benchmarks nbgrader_config.py conftest.py book/_ext
 
 exercises: $(STAMP)
 	@for d in solutions/*/; do \
@@ -71,7 +71,7 @@ exercises: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || \
 	  { echo "usage: make grade ASSIGNMENT=01_gradient_descent SUBMISSIONS=dir [OUT=grades]"; exit 2; }
-	python -m sgdkit.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" --out "$(OUT)"
+	python -m sgdkit.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" --out "$(OUT)" --workers $(JOBS)
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; python $$f || exit 1; done

@@ -16,3 +16,12 @@ c.ExecutePreprocessor.timeout = 60
 # Student notebooks carry no outputs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Feedback must not show hidden tests (nbgrader's own generate_feedback quotes them in
+# tracebacks): the course's preprocessor cuts them out, also for plain `nbgrader generate_feedback`.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from sgdkit.grading.feedback import HideHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from conftest import ROOT
 
 # Every test here has its own temp course and runtime dir: let them spread over the workers.

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 from test_notebooks import toc_files
+
+from conftest import ROOT
 
 OUT = ROOT / "_build" / "test-site"
 MAX_PAGE_BYTES = 5 * 1024 * 1024
@@ -168,7 +169,7 @@ def test_every_page_in_the_browser(html, server, browser):
         text = page.inner_text("article") if page.query_selector("article") else ""
         has_math = page.evaluate("() => document.querySelectorAll('.math').length")
         if has_math:
-            page.wait_for_selector("mjx-container", timeout=15000)
+            page.wait_for_selector("mjx-container", state="attached", timeout=15000)
         if "$$" in text:
             problems.append(f"{name}: raw $$ left in the page")
         broken = page.evaluate("() => [...document.images].filter("

@@ -1,0 +1,160 @@
+"""Batch grading: `python -m sgdkit.grading` (2 workers) against plain sequential nbgrader.
+
+    python benchmarks/bench_grading.py [--n 100] [--assignment ID] [--workers 2]
+
+Builds N submissions of one assignment (default: 01_gradient_descent, else the toy test
+assignment) from its student notebook: 60% correct, 30% partly wrong (one answer left as the
+stub), 10% broken (invalid JSON, a SyntaxError, os._exit). Grades them twice, each in a fresh
+copy of the course:
+
+1. plain nbgrader: the notebooks in submitted/, then one `nbgrader autograde ID` run;
+2. the command: `python -m sgdkit.grading ID SUBMISSIONS --out OUT --workers 2` (which also
+   writes every feedback page).
+
+Prints wall times, time per submission, the ratio, and whether the scores agree on every
+well-formed submission. Target: at least 1.6x faster than plain nbgrader on 2 cores.
+"""
+
+import argparse
+import csv
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ROOT / "tests" / "fixtures" / "grading" / "course"
+
+
+def course_for(assignment: str | None) -> tuple[Path, str]:
+    if assignment is None:
+        real = ROOT / "solutions" / "01_gradient_descent"
+        return (ROOT, "01_gradient_descent") if real.is_dir() else (TOY, "toy")
+    return (TOY if assignment == "toy" else ROOT), assignment
+
+
+def make_submissions(course: Path, assignment: str, n: int, folder: Path) -> dict:
+    """{student: kind}; writes folder/<student>/<notebook>.ipynb."""
+    source = sorted((course / "solutions" / assignment).glob("*.ipynb"))[0]
+    student = course / "exercises" / assignment / source.name
+    answers = {c.metadata["nbgrader"]["grade_id"]: re.sub(r".*### (BEGIN|END) SOLUTION.*\n?", "",
+                                                         c.source)
+               for c in nbformat.read(source, 4).cells
+               if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"}
+    rng = random.Random(0)
+    kinds = {}
+    for i in range(n):
+        kind = "correct" if i % 10 < 6 else "partly_wrong" if i % 10 < 9 else "broken"
+        nb = nbformat.read(student, 4)
+        cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in answers]
+        stub = rng.choice(cells) if kind == "partly_wrong" else None
+        for cell in cells:
+            if cell is not stub:
+                cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+        raw = nbformat.writes(nb)
+        if kind == "broken":
+            broken = ["json", "syntax", "exit"][i // 10 % 3]
+            kind = f"broken_{broken}"
+            if broken == "json":
+                raw = raw[: len(raw) // 2]
+            else:
+                cells[0].source = ("def oops(:\n" if broken == "syntax" else
+                                   "import os\nos._exit(1)\n") + cells[0].source
+                raw = nbformat.writes(nb)
+        name = f"s{i:03d}"
+        (folder / name).mkdir(parents=True)
+        (folder / name / source.name).write_text(raw)
+        kinds[name] = kind
+    return kinds
+
+
+def fresh_course(course: Path, assignment: str, where: Path) -> Path:
+    where.mkdir(parents=True)
+    shutil.copy(course / "nbgrader_config.py", where)
+    for sub in ("solutions", "exercises"):
+        shutil.copytree(course / sub / assignment, where / sub / assignment)
+    return where
+
+
+def plain_nbgrader(course: Path, assignment: str, subs: Path) -> tuple[float, dict]:
+    for student in subs.iterdir():
+        dest = course / "submitted" / student.name / assignment
+        shutil.copytree(student, dest)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    subprocess.run(nbgrader + ["generate_assignment", assignment, "--force", "--log-level=ERROR"],
+                   cwd=course, env=env, check=True, capture_output=True)
+    start = time.perf_counter()
+    subprocess.run(nbgrader + ["autograde", assignment, "--log-level=ERROR"], cwd=course,
+                   env=env, capture_output=True)  # exits 1: some submissions fail
+    seconds = time.perf_counter() - start
+    from nbgrader.api import Gradebook, MissingEntry
+
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in subs.iterdir():
+            try:
+                scores[student.name] = gb.find_submission(assignment, student.name).score
+            except MissingEntry:
+                scores[student.name] = None
+    return seconds, scores
+
+
+def command(course: Path, assignment: str, subs: Path, out: Path, workers: int):
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sgdkit.grading", assignment, str(subs), "--out",
+                    str(out), "--course", str(course), "--workers", str(workers),
+                    "--no-progress"], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    with open(out / "grades.csv") as f:
+        rows = {r["student"]: r for r in csv.DictReader(f)}
+    return seconds, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--assignment", default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    source, assignment = course_for(args.assignment)
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        tmp = Path(tmp)
+        kinds = make_submissions(source, assignment, args.n, tmp / "subs")
+        plain_s, plain = plain_nbgrader(fresh_course(source, assignment, tmp / "plain"),
+                                        assignment, tmp / "subs")
+        ours_s, rows = command(fresh_course(source, assignment, tmp / "ours"), assignment,
+                               tmp / "subs", tmp / "out", args.workers)
+    n = args.n
+    statuses = {}
+    for row in rows.values():
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    wellformed = [s for s, k in kinds.items() if not k.startswith("broken")]
+    agree = [s for s in wellformed
+             if rows[s]["status"] == "graded" and plain[s] is not None
+             and abs(float(rows[s]["score"]) - plain[s]) < 1e-9]
+    print(f"assignment {assignment}: {n} submissions ({sum(k == 'correct' for k in kinds.values())}"
+          f" correct, {sum(k == 'partly_wrong' for k in kinds.values())} partly wrong, "
+          f"{sum(k.startswith('broken') for k in kinds.values())} broken), {os.cpu_count()} CPUs")
+    print(f"plain nbgrader autograde (sequential): {plain_s:7.1f} s  "
+          f"{plain_s / n:5.2f} s/submission")
+    print(f"python -m sgdkit.grading ({args.workers} workers): {ours_s:7.1f} s  "
+          f"{ours_s / n:5.2f} s/submission  (feedback included)")
+    print(f"speed-up: {plain_s / ours_s:.2f}x (target >= 1.6x)")
+    print(f"statuses: {statuses}")
+    print(f"scores agree on {len(agree)}/{len(wellformed)} well-formed submissions")
+    if len(agree) != len(wellformed):
+        bad = [s for s in wellformed if s not in agree][:5]
+        print("disagree: " + ", ".join(f"{s} plain={plain[s]} ours={rows[s]['score']} "
+                                       f"({rows[s]['status']})" for s in bad))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The batch: a folder of submissions in, ``grades.csv`` and feedback out (the parent process).
+
+1. find the course, build the template (``course.py``) and check every submission without
+   running it (``submissions.py``);
+2. start ``workers`` worker processes (``worker.py``), each warmed up on the blank notebook;
+3. give each submission to a free worker as a job folder holding only its notebooks; one thread
+   per worker waits for the answer with a deadline of its own and replaces a worker that hangs
+   or dies, so nothing a student does can stop the batch;
+4. as results arrive, merge them into the real gradebook (only this process writes it), and copy
+   the autograded notebooks and feedback into the course (for formgrader) and ``OUT/feedback``;
+5. write ``OUT/grades.csv`` and ``OUT/logs/<student>.txt``; return one ``Result`` per student.
+"""
+
+import csv
+import itertools
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import sandbox
+from .course import GradingError, Template, extensions, find_course, make_template, record, register
+from .submissions import Submission, discover
+from .worker import hunt
+
+COLUMNS = ("student", "assignment", "score", "max_score", "status", "flags", "message")
+SLACK_S = 30  # per job, on top of the per-notebook limit: kernel start, nbgrader, feedback
+
+
+@dataclass
+class Result:
+    student: str
+    assignment: str
+    score: float | None
+    max_score: float
+    status: str
+    flags: list = field(default_factory=list)
+    message: str = ""
+
+    def row(self) -> dict:
+        score = "" if self.score is None else f"{self.score:g}"
+        return dict(student=self.student, assignment=self.assignment, score=score,
+                    max_score=f"{self.max_score:g}", status=self.status,
+                    flags=";".join(self.flags), message=self.message)
+
+
+class Worker:
+    """One worker process (worker.py) and the JSON-lines conversation with it."""
+
+    def __init__(self, index: int, course_root: Path, mode: str, log: Path):
+        self.index = index
+        cmd = [sys.executable, "-m", "sgdkit.grading.worker", str(course_root)]
+        if mode == "userns":
+            cmd = ["unshare", "--user", "--map-root-user", *cmd]
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err, env=env, start_new_session=True)
+
+    def ask(self, request: dict, timeout: float) -> dict | None:
+        """Send one request; the reply, or None if the worker died or missed the deadline."""
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            line = self.proc.stdout.readline() if ready else b""
+            return json.loads(line) if line else None
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+class Batch:
+    def __init__(self, course, assignment, submissions, out, workers, timeout, memory_mb,
+                 mode, progress):
+        self.course, self.assignment = course, assignment
+        self.submissions, self.out = submissions, out
+        self.workers, self.timeout, self.memory_mb = workers, timeout, memory_mb
+        self.mode, self.progress = mode, progress
+        self.tmp = Path(tempfile.mkdtemp(prefix="sgdkit-grading-"))
+        self.tmp.chmod(0o711)
+        self.template: Template | None = None
+        self.extensions = {}
+        self.jobs, self.started, self.stopping, self.tokens = itertools.count(1), [], False, []
+        coursedir, _ = course.coursedir()
+        self.autograded_dir = course.root / coursedir.autograded_directory
+        self.feedback_dir = course.root / coursedir.feedback_directory
+
+    # -- jobs -------------------------------------------------------------------------------
+    def job(self, sub: Submission, warmup: bool = False) -> dict:
+        """A job folder holding only this student's notebooks, and its description."""
+        jd = self.tmp / "jobs" / f"{next(self.jobs):04d}-{sub.student}"
+        submitted = jd / "course" / "submitted" / sub.student / self.assignment
+        submitted.mkdir(parents=True)
+        for name, nb in sub.notebooks.items():
+            nbformat.write(nb, submitted / f"{name}.ipynb")
+        for name, text in sub.extras.items():
+            (submitted / name).write_text(text)
+        shutil.copy(self.template.root / "gradebook.db", jd / "course" / "gradebook.db")
+        shutil.copytree(self.template.files, jd / "files")
+        (jd / "scratch").mkdir()
+        for path, mode in ((self.tmp / "jobs", 0o711), (jd, 0o711), (jd / "course", 0o700)):
+            path.chmod(mode)
+        keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
+        hide = {self.course.root, self.submissions, self.out, self.tmp, Path.home(),
+                *map(Path, ("/tmp", "/var/tmp", "/dev/shm", "/root", "/home"))}
+        deadline = SLACK_S + self.timeout * max(1, len(sub.notebooks))
+        token = uuid.uuid4().hex  # marks every process of the job (see worker.hunt)
+        self.tokens.append(token)
+        return {"assignment": self.assignment, "student": sub.student, "job_dir": str(jd),
+                "source_dir": str(self.template.source.parent), "timeout": self.timeout,
+                "memory_mb": self.memory_mb, "mode": self.mode, "token": token,
+                "hide": sorted(str(p) for p in hide if str(p) != "/"), "keep_ro": keep,
+                "startup": self.template.startup, "deadline": deadline, "warmup": warmup,
+                "extension_s": self.extensions.get(sub.student)}
+
+    def start_worker(self, index: int, worker: Worker | None = None) -> Worker:
+        """A worker (new, or started earlier), warmed up on the blank notebook, which must grade."""
+        log = self.tmp / f"worker-{index}.log"
+        if worker is None:
+            worker = Worker(index, self.course.root, self.mode, log)
+            self.started.append(worker)
+        blank = Submission(f"_warmup{index}", "warm-up", dict(self.template.releases))
+        reply = worker.ask(self.job(blank, warmup=True), timeout=120 + self.timeout)
+        if not reply or reply.get("status") != "graded":
+            worker.stop()
+            detail = (reply or {}).get("log", "")[-2000:] + log.read_text(errors="replace")[-2000:]
+            raise GradingError("a grading worker could not grade the blank student notebook, "
+                               "so the setup is broken, not the students (if the sandbox is "
+                               "what fails, --isolation userns or none grades with less of it):"
+                               f"\n{detail}")
+        return worker
+
+    def run_job(self, idle: queue.Queue, sub: Submission) -> tuple:
+        """Grade one submission on the next free worker (run in a thread)."""
+        job = self.job(sub)
+        worker = idle.get()
+        try:
+            reply = worker.ask(job, timeout=job["deadline"] + 30)
+            if reply is None and not self.stopping:  # the worker hung or died: replace it
+                worker.stop()
+                worker = self.start_worker(worker.index)
+        finally:
+            idle.put(worker)
+        return sub, job, reply
+
+    # -- results ----------------------------------------------------------------------------
+    def finish(self, sub: Submission, job: dict, reply: dict | None) -> Result:
+        """Status of one graded job; its grades into the gradebook, its files into place."""
+        jd = Path(job["job_dir"])
+        found = jd / "result.json"
+        done = json.loads(found.read_text()) if found.exists() else None
+        if reply is None:
+            status, message, done = "kernel_died", "the grading worker died; rerun to retry", None
+        elif reply["timed_out"]:
+            status, done = "timeout", None
+            message = (f"grading ran past its wall-clock limit of {job['deadline']:g} s "
+                       f"({self.timeout:g} s per notebook + {SLACK_S} s) and was stopped; "
+                       "nothing was scored")
+        elif done is None:
+            status = "kernel_died"
+            message = f"the grading job ended without a result (exit {reply['exit']}); rerun"
+        else:
+            status, message = done["status"], done["message"]
+        graded = done is not None and done["scored"]  # nbgrader ran it to the end
+        flags = (done or {}).get("flags", []) + (["processes_killed"]
+                                                   if (reply or {}).get("leftovers") else [])
+        return self.store(sub, status, message, flags, jd if graded else None,
+                          (done or {}).get("log", ""))
+
+    def store(self, sub: Submission, status: str, message: str, flags: list,
+              graded: Path | None, log: str = "") -> Result:
+        """Record one student's outcome: gradebook, course folders, OUT/feedback, OUT/logs."""
+        private_db = graded / "course" / "gradebook.db" if graded else None
+        late = []
+        score, max_score, manual = record(self.course, self.assignment, sub.student, private_db,
+                                          late)
+        flags = sub.flags + flags + (["needs_manual_grading"] if manual else [])
+        flags = sorted(set(flags + (["late"] if late else [])))
+        if late:
+            message = "; ".join(m for m in (message, f"late: {late[0]:g} points deducted") if m)
+        self.publish(sub.student, graded)
+        text = "; ".join(m for m in (sub.message, message) if m)
+        (self.out / "logs" / f"{sub.student}.txt").write_text(f"{status}: {text}\n\n{log}")
+        return Result(sub.student, self.assignment, score, max_score, status, flags, text)
+
+    def publish(self, student: str, jd: Path | None) -> None:
+        """Autograded notebooks and feedback into the course and OUT/feedback (or none)."""
+        places = [(self.autograded_dir / student / self.assignment, "autograded"),
+                  (self.feedback_dir / student / self.assignment, "feedback")]
+        out = self.out / "feedback" / student
+        for path in [out] + [p for p, _ in places]:
+            shutil.rmtree(path, ignore_errors=True)
+        if jd is None:
+            return
+        for dest, kind in places:
+            src = jd / "course" / kind / student / self.assignment
+            if src.is_dir():
+                shutil.copytree(src, dest)
+        for page in (jd / "course" / "feedback" / student / self.assignment).glob("*.html"):
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(page, out / page.name)
+
+    # -- the whole batch --------------------------------------------------------------------
+    def run(self) -> list[Result]:
+        from tqdm.auto import tqdm
+
+        results = []
+        pool = ThreadPoolExecutor(self.workers)
+        try:
+            # workers import nbgrader while the template is built
+            for index in range(self.workers):
+                log = self.tmp / f"worker-{index}.log"
+                self.started.append(Worker(index, self.course.root, self.mode, log))
+            self.template = make_template(self.course, self.assignment, self.tmp / "template")
+            subs = discover(self.submissions, self.template.releases)
+            self.extensions = extensions(self.course, self.assignment)
+            (self.out / "logs").mkdir(parents=True, exist_ok=True)
+            bar = tqdm(total=len(subs), desc=f"grading {self.assignment}", unit="submission",
+                       disable=not self.progress, file=sys.stderr)
+            todo = [s for s in subs if s.status != "rejected"]
+            count = min(self.workers, len(todo))
+            warming = list(map(pool.submit, [self.start_worker] * count, range(count),
+                               self.started[:count]))
+            register(self.course, self.template, self.assignment)  # meanwhile, here
+            for sub in subs:
+                if sub.status == "rejected":
+                    results.append(self.store(sub, "rejected", "", [], None))
+                    bar.update()
+            idle = queue.Queue()
+            for future in warming:
+                idle.put(future.result())
+            futures = [pool.submit(self.run_job, idle, sub) for sub in todo]
+            for future in as_completed(futures):
+                results.append(self.finish(*future.result()))
+                bar.update()
+            bar.close()
+        finally:  # also on Ctrl-C: no worker, job or kernel outlives the command
+            self.stopping = True
+            for worker in self.started:
+                worker.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            hunt(*self.tokens)  # what a job in mode none may have left behind
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        results.sort(key=lambda r: r.student)
+        with open(self.out / "grades.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(r.row() for r in results)
+        return results
+
+
+def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
+          timeout: float = 120, memory_mb: int = 2048, isolation: str = "auto",
+          progress: bool = True) -> tuple[list[Result], str]:
+    """Grade every submission of assignment; returns (results, the isolation line)."""
+    if workers < 1 or timeout <= 0 or memory_mb < 256:
+        raise GradingError("--workers must be >= 1, --timeout > 0 and --memory >= 256 (MB)")
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader runs `alembic` for new gradebooks
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    found = find_course(course)
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    if not submissions.is_dir():
+        raise GradingError(f"{submissions} is not a folder: SUBMISSIONS must be a folder of "
+                           "per-student folders or zip files")
+    if out == submissions or submissions in out.parents or out in submissions.parents:
+        raise GradingError("--out must not be inside SUBMISSIONS (or the other way round)")
+    if not list((found.root / found.source_dir / assignment).glob("*.ipynb")):
+        known = sorted({p.parent.name for p in (found.root / found.source_dir).glob("*/*.ipynb")})
+        raise GradingError(f"no assignment '{assignment}' in {found.root / found.source_dir} "
+                           f"(found: {', '.join(known) or 'none'})")
+    out.mkdir(parents=True, exist_ok=True)
+    mode = sandbox.probe() if isolation == "auto" else isolation
+    line = sandbox.describe(mode, memory_mb, timeout)
+    batch = Batch(found, assignment, submissions, out, workers, timeout, memory_mb, mode,
+                  progress)
+    return batch.run(), line

@@ -1,0 +1,237 @@
+"""Finding each student's notebooks in a submissions folder, and checking them before grading.
+
+``SUBMISSIONS`` holds one folder or one zip file per student, as learning-management systems
+export them (and as ``nbgrader collect`` leaves them in ``submitted/``); the student id is the
+folder name or the zip's stem. Only the assignment's notebooks are taken from it, found by name
+at any depth; nothing else a student sent (an extra ``numpy.py``, data, links) is ever copied.
+
+Nothing here runs student code. Each notebook is parsed as JSON, read as a notebook, then its
+nbgrader metadata is compared with the released student version:
+
+- a cell whose nbgrader metadata was changed (``schema_version`` 99, points, locked, ...) gets
+  the released metadata back;
+- a second copy of a graded cell (a copy-pasted test cell) and cells with unknown ids become
+  ordinary cells;
+- an edited or deleted test cell is noted: nbgrader restores it from the source when grading.
+
+Any of these sets the ``tampered`` flag, with what was found in the message. Problems that
+leave nothing to grade reject the submission, with a message saying what to do.
+"""
+
+import json
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+MAX_NOTEBOOK_MB = 50
+MAX_FILES = 5000
+SKIP_PARTS = {".ipynb_checkpoints", "__MACOSX"}
+META_KEYS = ("grade", "solution", "locked", "task", "points", "schema_version")
+# what `nbgrader collect` leaves next to a notebook: the submission time (late penalties) and
+# the secret `nbgrader release_feedback` needs; both are carried, nothing else
+EXTRAS = ("timestamp.txt", "submission_secret.txt")
+
+
+@dataclass
+class Submission:
+    student: str
+    origin: str  # what the student id came from: a folder or a zip file
+    notebooks: dict = field(default_factory=dict)  # notebook name -> repaired NotebookNode
+    extras: dict = field(default_factory=dict)  # timestamp.txt, submission_secret.txt
+    status: str = ""  # "" (to grade) or "rejected"
+    message: str = ""
+    flags: list = field(default_factory=list)
+
+    def reject(self, message: str) -> "Submission":
+        self.status, self.message = "rejected", message
+        return self
+
+
+def student_id(name: str) -> str:
+    """A safe nbgrader student id from a folder or zip name ('Ada Lovelace' -> 'Ada_Lovelace')."""
+    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", name).strip("._") or "unnamed"
+    return safe[:100]
+
+
+def _files(entry: Path) -> dict:
+    """{relative path: loader} of the .ipynb files (and EXTRAS) in a student's folder or zip."""
+    found = {}
+    if entry.is_dir():
+        paths = sorted(p for p in entry.rglob("*") if p.suffix == ".ipynb" or p.name in EXTRAS)
+        for path in paths[:MAX_FILES]:
+            parts = set(path.relative_to(entry).parts)
+            if not parts & SKIP_PARTS and path.is_file() and not path.is_symlink():
+                found[str(path.relative_to(entry))] = path
+        return found
+    with zipfile.ZipFile(entry) as archive:
+        for info in archive.infolist()[:MAX_FILES]:
+            parts = Path(info.filename).parts
+            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+            wanted = info.filename.endswith(".ipynb") or Path(info.filename).name in EXTRAS
+            if (wanted and not info.is_dir() and not is_link
+                    and not set(parts) & SKIP_PARTS and ".." not in parts):
+                found[info.filename] = info
+    return found
+
+
+def _read(entry: Path, source) -> bytes:
+    """The bytes of one file, refusing anything over MAX_NOTEBOOK_MB."""
+    limit = MAX_NOTEBOOK_MB * 1024 * 1024
+    if isinstance(source, Path):
+        if source.stat().st_size > limit:
+            raise ValueError(f"is over {MAX_NOTEBOOK_MB} MB")
+        return source.read_bytes()
+    if source.file_size > limit:
+        raise ValueError(f"is over {MAX_NOTEBOOK_MB} MB")
+    with zipfile.ZipFile(entry) as archive:
+        return archive.read(source)
+
+
+def _extra(entry: Path, source, name: str, notes: list) -> str:
+    """The text of timestamp.txt or submission_secret.txt, or "" if it is not usable."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        text = _read(entry, source).decode("utf-8").strip()
+        if name == "timestamp.txt":
+            parse_utc(text)
+        elif len(text) > 200 or not text.isprintable():
+            raise ValueError(text)
+        return text
+    except Exception:
+        notes.append(f"{name} is not usable; ignored")
+        return ""
+
+
+def parse(raw: bytes, name: str):
+    """A notebook from bytes, or ValueError saying what is wrong with it."""
+    try:
+        text = raw.decode("utf-8-sig")
+        data = json.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not text (not UTF-8): the file is damaged") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} is not valid JSON (line {err.lineno}, column {err.colno}): "
+                         "the file is damaged or was edited outside Jupyter") from None
+    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+        raise ValueError(f"{name} is JSON but not a Jupyter notebook")
+    try:
+        nb = nbformat.reader.reads(text)  # joins multi-line sources, like nbformat.read
+        if nb.nbformat != 4:
+            nb = nbformat.convert(nb, 4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nbformat.validate(nb)  # also gives copy-pasted cells new cell ids
+    except Exception as err:  # nbformat raises several kinds; all mean "not a valid notebook"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{name} is not a valid Jupyter notebook ({first})") from None
+    return nb
+
+
+def repair(nb, release) -> list[str]:
+    """Give nb the released nbgrader metadata back; returns notes on what was found."""
+    expected = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
+                if "grade_id" in c.metadata.get("nbgrader", {})}
+    notes, seen = [], set()
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        if grade_id not in expected or grade_id in seen:
+            del cell.metadata["nbgrader"]
+            if grade_id in seen:
+                notes.append(f"cell {index + 1} is a second copy of '{grade_id}' and was ignored")
+            elif meta:
+                notes.append(f"cell {index + 1} has nbgrader metadata of no known cell; removed")
+            continue
+        seen.add(grade_id)
+        want = expected[grade_id]
+        wanted_meta = want.metadata["nbgrader"]
+        if any(meta.get(key) != wanted_meta.get(key) for key in META_KEYS):
+            notes.append(f"the nbgrader metadata of '{grade_id}' was changed; restored")
+            cell.metadata["nbgrader"] = dict(wanted_meta)
+        if wanted_meta.get("locked") and cell.source != want.source:
+            notes.append(f"test cell '{grade_id}' was edited; nbgrader restores it")
+    for grade_id, cell in expected.items():
+        if grade_id not in seen:
+            meta = cell.metadata["nbgrader"]
+            what = "test cell" if meta.get("locked") else "answer cell"
+            fate = "nbgrader adds it back" if meta.get("grade") else "its answer is missing"
+            notes.append(f"{what} '{grade_id}' was deleted; {fate}")
+    return notes
+
+
+def load(entry: Path, releases: dict) -> Submission:
+    """Read and check one student's submission (a folder or a zip file)."""
+    sub = Submission(student_id(entry.stem if entry.is_file() else entry.name), entry.name)
+    if entry.is_symlink() or not (entry.is_dir() or entry.suffix.lower() == ".zip"):
+        return sub.reject(f"{entry.name} is neither a folder nor a .zip file: put each "
+                          "student's files in a folder (or zip) named after the student")
+    try:
+        files = _files(entry)
+    except (zipfile.BadZipFile, OSError) as err:
+        return sub.reject(f"{entry.name} cannot be opened ({err}): ask for it again")
+    notes = []
+    for name, release in releases.items():
+        wanted = f"{name}.ipynb"
+        matches = [path for path in files if Path(path).name == wanted]
+        if len(matches) > 1:
+            return sub.reject(f"{len(matches)} copies of {wanted} ({', '.join(matches)}): keep "
+                              "the one to grade and grade again")
+        if not matches:
+            continue
+        try:
+            nb = parse(_read(entry, files[matches[0]]), wanted)
+        except ValueError as err:
+            return sub.reject(f"{err}; ask the student to open it in Jupyter, save and resubmit")
+        found = repair(nb, release)
+        if found:
+            sub.flags.append("tampered")
+        if not any("nbgrader" in cell.metadata for cell in nb.cells):
+            return sub.reject(f"{wanted} holds none of the assignment's cells (their nbgrader "
+                              "metadata is gone): the student must copy their answers into a "
+                              "fresh copy of the assignment")
+        for cell in nb.cells:  # outputs are never graded: drop them (and their megabytes) now
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        sub.notebooks[name] = nb
+        notes += found
+        for extra in EXTRAS:
+            path = str(Path(matches[0]).parent / extra).removeprefix("./")
+            if path in files and not sub.extras.get(extra):
+                sub.extras[extra] = _extra(entry, files[path], extra, notes)
+    if not sub.notebooks:
+        others = sorted(Path(path).name for path in files if path.endswith(".ipynb"))
+        expected = ", ".join(f"{name}.ipynb" for name in releases)
+        if others:
+            return sub.reject(f"expected {expected} but found {', '.join(others)}: rename the "
+                              "notebook to the assignment's name and grade again")
+        return sub.reject(f"no notebook in it (expected {expected})")
+    sub.extras = {name: text for name, text in sub.extras.items() if text}
+    missing = [f"{name}.ipynb" for name in releases if name not in sub.notebooks]
+    if missing:
+        sub.flags.append("missing_notebook")
+        notes.append(f"{', '.join(missing)} not submitted (scored 0)")
+    sub.flags = sorted(set(sub.flags))
+    sub.message = "; ".join(notes)
+    return sub
+
+
+def discover(folder: Path, releases: dict) -> list[Submission]:
+    """Every student's submission in folder, checked; duplicate student ids are rejected."""
+    subs, seen = [], set()
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in SKIP_PARTS:
+            continue
+        sub = load(entry, releases)
+        if sub.student in seen:
+            sub.reject(f"a second submission for student {sub.student} ({entry.name}); keep one")
+            sub.student = f"{sub.student}~{entry.name}"
+        seen.add(sub.student)
+        subs.append(sub)
+    return subs

@@ -1,0 +1,280 @@
+"""Grading workers: one long-lived process per ``--workers`` slot, one forked job per submission.
+
+A worker imports nbgrader once and grades a warm-up submission (the blank student notebook)
+in-process, so that every job it forks starts warm and a broken setup shows before any student
+is graded. For each submission it forks
+
+    worker ── C (own session; unshare(CLONE_NEWPID)) ── J (PID 1 of a new PID namespace)
+
+J runs nbgrader's own ``Autograde`` and ``GenerateFeedback`` converters on a private course
+holding only this student's notebook(s) and a copy of the template gradebook; the kernels they
+start go through ``sandbox.py``. When J ends, or the worker kills C at the wall-clock deadline,
+Linux kills every process left in J's namespace, whatever session or process group it made for
+itself. Without namespaces (mode ``none``) the worker kills C's process group and then every
+process that still carries the job's environment token.
+
+The parent (``batch.py``) talks to a worker in JSON lines over file descriptors that student
+code never inherits.
+"""
+
+import copy
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import sandbox
+from .feedback import HideHiddenTests
+
+KERNEL_NAME = "sgdkit-sandbox"
+GRADER_MEMORY_MB = 4096  # address-space limit of J itself (nbgrader holds all kernel output)
+SIGNALS = {signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)",
+           signal.SIGKILL: "was killed (SIGKILL): its own code, or out of memory",
+           signal.SIGABRT: "aborted (SIGABRT), often a failed allocation under the memory limit",
+           signal.SIGBUS: "crashed with a bus error (SIGBUS)",
+           signal.SIGXFSZ: "wrote a file past the size limit (SIGXFSZ)"}
+
+
+def _config(base, job: dict):
+    """The course's nbgrader config, pointed at the job's private course and sandbox kernel."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    cfg = copy.deepcopy(base)
+    course = Path(job["job_dir"]) / "course"
+    cfg.CourseDirectory.root = str(course)
+    cfg.CourseDirectory.source_directory = job["source_dir"]  # absolute: the template's copy
+    cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    for name in ("submitted_directory", "autograded_directory", "feedback_directory"):
+        setattr(cfg.CourseDirectory, name, name.split("_")[0])
+    cfg.Execute.timeout = int(job["timeout"])
+    cfg.Execute.kernel_name = KERNEL_NAME
+    cfg.KernelManager.transport = "ipc"  # unix sockets in the job's runtime folder: no ports
+    cfg.KernelManager.ip = str(Path(job["job_dir"]) / "runtime" / "kernel")
+    cfg.OverwriteCells.add_missing_cells = True
+    cfg.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
+    cfg.HTMLExporter.template_name = "feedback"
+    return cfg
+
+
+def _prepare(job: dict) -> None:
+    """Sandbox spec, kernelspec and environment for one job (run in J, as root)."""
+    jd = Path(job["job_dir"])
+    runtime = jd / "runtime"
+    for sub in ("runtime", "exits", "jupyter/kernels/" + KERNEL_NAME, "jupyter-config"):
+        (jd / sub).mkdir(parents=True, exist_ok=True)
+    if sandbox.runs_as_nobody(job["mode"]):
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+        os.chown(runtime, nobody.pw_uid, nobody.pw_gid)
+        os.chown(jd / "scratch", nobody.pw_uid, nobody.pw_gid)
+    runtime.chmod(0o700)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MALLOC_ARENA_MAX": "2",  # fewer malloc arenas: far less address space per thread
+           "NBGRADER_EXECUTION": "autograde", "SGDKIT_GRADING_JOB": job["token"]}
+    isolated = job["mode"] in ("root", "userns")
+    spec = {"mode": job["mode"], "memory_mb": job["memory_mb"], "hide": job["hide"],
+            "keep_ro": job["keep_ro"], "runtime_dir": str(runtime), "exit_dir": str(jd / "exits"),
+            "files_dir": str(jd / "files"), "startup": job["startup"], "env": env,
+            "home": "/tmp/home" if isolated else str(jd / "scratch" / "home")}
+    (jd / "sandbox.json").write_text(json.dumps(spec))
+    kernelspec = {"argv": [sys.executable, "-m", "sgdkit.grading.sandbox", "{connection_file}",
+                           str(jd / "sandbox.json")],
+                  "display_name": "Python 3 (grading sandbox)", "language": "python",
+                  "interrupt_mode": "signal"}
+    (jd / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json").write_text(json.dumps(kernelspec))
+    os.environ.update(JUPYTER_PATH=str(jd / "jupyter"), JUPYTER_DATA_DIR=str(jd / "jupyter"),
+                      JUPYTER_CONFIG_DIR=str(jd / "jupyter-config"),
+                      JUPYTER_RUNTIME_DIR=str(runtime), SGDKIT_GRADING_JOB=job["token"],
+                      PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+
+
+def _outputs(path: Path):
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        name = cell.metadata.get("nbgrader", {}).get("grade_id", f"#{index + 1}")
+        for output in cell.get("outputs", []):
+            yield name, output
+
+
+def classify(job: dict, ok: bool, text: str) -> tuple[str, str, list[str]]:
+    """(status, message, flags) of a finished nbgrader autograde run."""
+    jd = Path(job["job_dir"])
+    flags = []
+    if ok:
+        graded = sorted((jd / "course" / "autograded" / job["student"]).rglob("*.ipynb"))
+        timeouts, memory = [], []
+        for path in graded:
+            for cell, output in _outputs(path):
+                if output.get("ename") == "CellTimeoutError":
+                    timeouts.append(f"{path.stem}:{cell}")
+                elif output.get("ename") == "MemoryError":
+                    memory.append(cell)
+                elif "... Output truncated ..." in output.get("text", ""):
+                    flags.append("output_truncated")
+        if memory:
+            flags.append("memory_limit")
+        flags = sorted(set(flags))
+        if timeouts:
+            return ("timeout", f"cell {', '.join(timeouts)} ran past the {job['timeout']:g} s "
+                    "limit and was interrupted; the cells after it ran and count", flags)
+        message = f"MemoryError in cell {', '.join(memory)}" if memory else ""
+        return "graded", message, flags
+    if "DeadKernelError" in text or "Kernel died" in text:
+        ends = [json.loads(p.read_text() or "{}") for p in (jd / "exits").glob("*.json")]
+        codes = [e["exitcode"] for e in ends if e.get("exitcode", 0) != 0]
+        how = "died"
+        if codes and codes[0] < 0:
+            how = SIGNALS.get(-codes[0], f"was killed by signal {signal.Signals(-codes[0]).name}")
+        elif codes:
+            how = f"exited with code {codes[0]} (os._exit, or code that killed its own process)"
+        return ("kernel_died", f"the Python kernel {how} while running the notebook; nothing "
+                "was scored. Running the notebook top to bottom shows where.", flags)
+    if "CellTimeoutError" in text or "Timeout waiting" in text or "Unresponsive" in text:
+        return ("timeout", f"a cell ran past the {job['timeout']:g} s limit and did not stop "
+                "when interrupted (does it catch KeyboardInterrupt or ignore SIGINT?); nothing "
+                "was scored", flags)
+    lines = [line for line in text.splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
+    return "rejected", f"nbgrader could not grade it: {last.strip()[:300]}", flags
+
+
+def run_job(job: dict, base_config) -> dict:
+    """Autograde and feedback for one student in the job's private course; writes result.json."""
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
+
+    start = time.monotonic()
+    _prepare(job)
+    cfg = _config(base_config, job)
+    coursedir = CourseDirectory(config=cfg)
+    coursedir.assignment_id, coursedir.student_id = job["assignment"], job["student"]
+    if job.get("extension_s"):  # granted in the real gradebook: late penalties must see it
+        from datetime import timedelta
+
+        from nbgrader.api import Gradebook
+
+        with Gradebook(cfg.CourseDirectory.db_url) as gb:
+            gb.update_or_create_student(job["student"])
+            gb.update_or_create_submission(job["assignment"], job["student"],
+                                           extension=timedelta(seconds=job["extension_s"]))
+    app = Autograde(coursedir=coursedir, config=cfg)
+    app.force, app.create_student = True, True
+    run = capture_log(app)
+    graded_at = time.monotonic()
+    text = run.get("log", "") + "\n" + run.get("error", "")
+    status, message, flags = classify(job, run["success"], text)
+    if run["success"]:
+        HideHiddenTests.removed = 0
+        app = GenerateFeedback(coursedir=coursedir, config=cfg)
+        app.force = True
+        made = capture_log(app)
+        if not made["success"]:
+            flags.append("no_feedback")
+            text += "\n" + made.get("log", "") + made.get("error", "")
+        if HideHiddenTests.removed:  # the student's outputs quoted hidden tests
+            flags.append("feedback_redacted")
+    result = {"status": status, "message": message, "flags": flags, "log": text[-6000:],
+              "scored": run["success"],
+              "seconds": {"autograde": round(graded_at - start, 3),
+                          "feedback": round(time.monotonic() - graded_at, 3)}}
+    (Path(job["job_dir"]) / "result.json").write_text(json.dumps(result))
+    return result
+
+
+def hunt(*tokens: str) -> int:
+    """Kill every process whose environment still carries a job's token; how many."""
+    needles, killed = {f"SGDKIT_GRADING_JOB={token}".encode() for token in tokens}, 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needles & set((entry / "environ").read_bytes().split(b"\0")):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+def run_isolated(job: dict, base_config) -> dict:
+    """Fork C (and J), wait for them up to the job's deadline, then clean up everything."""
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        code = 70
+        try:
+            sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker died: so do we
+            os.setsid()
+            import resource
+
+            limit = max(GRADER_MEMORY_MB, 2 * job["memory_mb"]) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            if job["mode"] in ("root", "userns"):
+                sandbox.unshare(sandbox.CLONE_NEWPID)
+                child = os.fork()
+                if child == 0:
+                    sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+                    run_job(job, base_config)
+                    os._exit(0)
+                code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+            else:
+                run_job(job, base_config)
+                code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code if code >= 0 else 128 - code)
+    pidfd = os.pidfd_open(pid)
+    ready, _, _ = select.select([pidfd], [], [], job["deadline"])
+    if not ready:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            os.kill(pid, signal.SIGKILL)
+    os.close(pidfd)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if job["mode"] == "none":
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    leftovers = hunt(job["token"])
+    return {"exit": code, "timed_out": not ready, "leftovers": leftovers,
+            "seconds": round(time.monotonic() - start, 3)}
+
+
+def main() -> None:
+    """Serve jobs: ``python -m sgdkit.grading.worker COURSE_ROOT`` (started by batch.py)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    requests = os.fdopen(os.dup(0), "r")
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(2, 1)  # anything printed by nbgrader or a kernel goes to the worker's log
+    base = PyFileConfigLoader("nbgrader_config.py", path=sys.argv[1]).load_config()
+    for line in requests:
+        request = json.loads(line)
+        if request.get("warmup"):
+            try:
+                reply = run_job(request, base)
+            except Exception:
+                reply = {"status": "error", "log": traceback.format_exc()}
+        else:
+            reply = run_isolated(request, base)
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()
