@@ -5,6 +5,7 @@ import re
 import nbformat
 import pytest
 import yaml
+
 from conftest import ROOT, notebooks
 
 BOOK = notebooks("book")
