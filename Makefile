@@ -41,12 +41,12 @@ book: $(STAMP)
 
 # Every layer in one pytest run: sgdkit units, exercises and grading, nbval over every notebook in
 # book/ and solutions/, and the site (built from scratch, then checked in Chromium).
-# --dist loadgroup keeps each notebook's cells, and each test module, on one worker.
+# --dist loadfile keeps each notebook's cells, and each test module, on one worker.
 # One BLAS/torch thread per process: two workers on 2 cores, and no oversubscription.
 test: export OMP_NUM_THREADS := 1
 test: $(STAMP) chromium
-	ruff check sgdkit tests benchmarks nbgrader_config.py conftest.py book/_ext
-	pytest -n $(JOBS) --dist loadgroup -p no:cacheprovider \
+	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py book/_ext
+	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
 	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
 
 # The browser tests use Debian's Chromium (never a downloaded browser).
@@ -60,7 +60,7 @@ chromium:
 	  fi; }
 
 lint: $(STAMP)
-	ruff check sgdkit tests benchmarks nbgrader_config.py conftest.py book/_ext
+	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py book/_ext
 
 exercises: $(STAMP)
 	@for d in solutions/*/; do \

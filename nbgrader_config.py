@@ -25,3 +25,7 @@ from nbgrader.preprocessors import GetGrades  # noqa: E402
 from sgdkit.grading.feedback import HideHiddenTests  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
+
+# Probes (solutions/<id>/<notebook>.probes.py) are the grader's own checks: never released.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            "*.probes.py"]

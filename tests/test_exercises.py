@@ -8,14 +8,20 @@
   (by ``NotImplementedError``, not by a crash of the test itself);
 - each typical wrong submission of ``tests/fixtures/exercises/<id>.json`` fails the public tests
   it should, with a message that points at the mistake;
-- end to end: ``nbgrader autograde`` in a temporary course gives a correct, a blank and the wrong
-  submissions of ``tests/fixtures/exercises/<id>.json`` their exact expected scores.
+- the probes (``solutions/<id>/<id>.probes.py``, see ``sgdkit.grading.probes``) back every
+  autograded test cell, and on the solution and every wrong submission they fail exactly the
+  cells the tests fail: never stricter (no false ``cheat_suspected``), never laxer (a student
+  who fakes a passing test gets no points for a wrong answer);
+- end to end: the grading command (``python -m sgdkit.grading``: nbgrader in a sandbox, with the
+  probes) gives a correct, a blank and the wrong submissions of
+  ``tests/fixtures/exercises/<id>.json`` their exact expected scores, and flags none of them.
 
 Each nbgrader run gets its own course directory and Jupyter runtime directory, so the tests run
 in parallel (``pytest -n 2``) without colliding.
 """
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -29,9 +35,6 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-
-# Every test here has its own temp course and runtime dir: let them spread over the workers.
-XDIST_SPREAD = True
 
 SOLUTIONS = ROOT / "solutions"
 FIXTURES = ROOT / "tests" / "fixtures" / "exercises"
@@ -152,6 +155,30 @@ def strip_hidden(source: str) -> str:
     return "\n".join(lines)
 
 
+def run_with_probes(nb, probes: str) -> tuple[set, dict]:
+    """Run every code cell in order, hidden tests included, then the probes file, in one
+    namespace (as the grader does); (the test cells that raised, {cell: probe records})."""
+    from sgdkit.grading.probes import RECORD, by_cell
+
+    tests, failed, namespace = autograded(nb), set(), {"__name__": "__main__"}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                exec(compile(cell.source, f"<cell {i}>", "exec"), namespace)
+            except Exception:
+                failed |= {meta(cell).get("grade_id")} & set(tests)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(probes, "<probes>", "exec"), namespace)
+    records = [json.loads(line[len(RECORD):]) for line in out.getvalue().splitlines()
+               if line.startswith(RECORD)]
+    return failed, by_cell(records)
+
+
 def public_test_failures(nb) -> dict[str, str]:
     """Run the code cells in order in one namespace, hidden tests removed, as a student would;
     return grade_id -> 'ExceptionType: message' for each test cell that failed. A warning in a
@@ -255,6 +282,43 @@ def test_public_tests_point_at_the_mistake(assignment, name):
     assert set(failures) <= set(wrong["failed"]), f"{where}: 'failed' misses public failures"
 
 
+def probes_of(assignment: str) -> str:
+    path = SOLUTIONS / assignment / f"{assignment}.probes.py"
+    assert path.exists(), (
+        f"{path.relative_to(ROOT)} is missing: every assignment needs probes, the checks the "
+        "grader makes outside the student's kernel (see sgdkit/grading/probes.py)")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_probes_fail_exactly_the_cells_the_tests_fail(assignment):
+    from sgdkit.grading.probes import compare
+
+    probes, solution = probes_of(assignment), source_nb(assignment)
+    failed, reference = run_with_probes(solution, probes)
+    tests = autograded(solution)
+    assert not failed, f"the solution of {assignment} fails its tests {sorted(failed)}"
+    assert set(reference) == set(tests), (
+        f"{assignment}.probes.py backs the cells {sorted(reference)}; the autograded test "
+        f"cells are {sorted(tests)}: every one needs a probe, and only those")
+    broken = [f"{r['cell']} {r['name']}: {r['error']}" for rs in reference.values() for r in rs
+              if "error" in r]
+    assert not broken, f"{assignment}: probes raise on the solution:\n" + "\n".join(broken)
+    student = nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", 4)
+    _, blank = run_with_probes(student, probes)
+    passing = [cell for cell in tests if not compare(blank.get(cell, []), reference[cell])]
+    assert not passing, f"the blank {assignment} notebook passes the probes of {passing}"
+    for name, wrong in fixture(assignment)["wrong_submissions"].items():
+        nb = apply_edits(solution, wrong["edits"], f"{assignment}.json {name}")
+        failed, records = run_with_probes(nb, probes)
+        problems = {cell: compare(records.get(cell, []), reference[cell]) for cell in tests}
+        caught = {cell for cell, found in problems.items() if found}
+        assert caught == failed, (
+            f"{assignment}, wrong submission {name!r} ({wrong['mistake']}): the tests fail "
+            f"{sorted(failed)}, the probes fail {sorted(caught)}; they must agree "
+            f"(probes found: {problems})")
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_passes_and_blank_notebook_fails_every_test(assignment, tmp_path, monkeypatch):
     from nbgrader.validator import Validator
@@ -289,8 +353,10 @@ def test_solution_passes_and_blank_notebook_fails_every_test(assignment, tmp_pat
 def test_autograde_gives_the_expected_scores(assignment, tmp_path):
     from nbgrader.api import Gradebook, MissingEntry
 
+    from sgdkit.grading import main
+
     course = make_course(tmp_path, assignment)
-    release = generate(course, assignment)  # with the gradebook: the cells and their points
+    release = generate(course, assignment, "--no-db")  # the student version
     name = f"{assignment}.ipynb"
     blank = nbformat.read(release / name, as_version=4)
     correct = correct_submission(blank, source_nb(assignment))
@@ -306,13 +372,19 @@ def test_autograde_gives_the_expected_scores(assignment, tmp_path):
         nb = apply_edits(correct, wrong["edits"], f"{FIXTURES.name}/{assignment}.json {student}")
         submissions[student] = (nb, wrong["failed"], wrong["score"])
     for student, (nb, _, _) in submissions.items():
-        folder = course / "submitted" / student / assignment
+        folder = tmp_path / "submissions" / student
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / name)
 
-    # exits 1 when any submission has a failing cell: the gradebook, not the exit code, says how
-    # each one did; an error that kept a submission from being graded shows as a missing row
-    result = run_nbgrader(course, "autograde", assignment)
+    # the course's grading command: sandboxed kernels, probes compared outside the kernel
+    code = main([assignment, str(tmp_path / "submissions"), "--out", str(tmp_path / "out"),
+                 "--course", str(course), "--workers", "1", "--no-progress"])
+    assert code == 0, f"grading {assignment} could not run"
+    with open(tmp_path / "out" / "grades.csv") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    for student, row in rows.items():  # honest mistakes are never taken for cheating
+        assert row["status"] == "graded" and "cheat_suspected" not in row["flags"], row
+    result = subprocess.CompletedProcess([], 0, "", "\n".join(map(str, rows.values())))
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student, (_, failed, score) in submissions.items():
             try:

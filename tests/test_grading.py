@@ -46,6 +46,72 @@ for kill in (lambda: os.kill(os.getppid(), signal.SIGKILL), lambda: os.killpg(0,
         pass"""
 
 
+# the tricks that earn plain nbgrader 0.9.6 full marks without a working answer; each comes
+# with a wrong answer here, and must earn nothing for it
+SKIP_CELLS = """get_ipython().input_transformers_cleanup.append(lambda lines: ["pass\\n"])
+""" + WRONG_MSE
+NO_ASSERTS = """import ast
+
+
+class _NoAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+
+
+get_ipython().ast_transformers.append(_NoAsserts())
+""" + WRONG_MSE
+WRONG_STEP = "def gd_step(w, grad, lr):\n    return np.asarray(w, float)"
+FAKE_ALLCLOSE = """import math
+np.allclose = lambda *args, **kwargs: True
+math.isclose = lambda *args, **kwargs: True
+""" + WRONG_STEP
+SWALLOW = """get_ipython().set_custom_exc((AssertionError,), lambda *args, **kwargs: None)
+""" + WRONG_MSE
+ALWAYS_EQUAL = """class _Anything:
+    def __eq__(self, other):
+        return True
+
+    def __lt__(self, other):
+        return True
+
+    def __sub__(self, other):
+        return self
+
+    def __abs__(self):
+        return self
+
+
+def mse(y, y_hat):
+    return _Anything()"""
+WHEN_GRADED = """import os
+if os.environ.get("NBGRADER_EXECUTION"):
+    np.allclose = lambda *args, **kwargs: True
+""" + WRONG_STEP
+# correct answers that warn, write to stderr, show a progress bar, or differ from the solution in
+# harmless ways (float32, a loop, a list): full marks, no flag
+NOISY_MSE = """import sys
+import warnings
+
+from tqdm import tqdm
+
+
+def mse(y, y_hat):
+    warnings.warn("mse: converting to float32")
+    print("mse called", file=sys.stderr)
+    for _ in tqdm(range(3), desc="mse"):
+        pass
+    y, y_hat = np.asarray(y, np.float32), np.asarray(y_hat, np.float32)
+    return np.mean((y - y_hat) ** 2)"""
+OTHER_STEP = """def gd_step(w, grad, lr):
+    return np.array([wi - lr * gi for wi, gi in zip(w, grad)], dtype=np.float32)"""
+OTHER_MEAN = """def running_mean(xs):
+    means, total = [], 0.0
+    for k, x in enumerate(xs):
+        total += x
+        means.append(total / (k + 1))
+    return np.array(means)"""
+
+
 def notebook(**cells):
     """The student notebook with the correct answers, except cells given as grade_id=source."""
     nb = nbformat.read(FIXTURE / "exercises" / "toy" / "toy.ipynb", as_version=4)
@@ -111,6 +177,13 @@ for code, flags in [("import time; time.sleep(600)", {{}}),
     edited = notebook(mse=WRONG_MSE, test_mse="pass")
     deleted = notebook(running_mean="def running_mean(xs):\n    return xs")
     deleted.cells.remove(cell_of(deleted, "test_running_mean"))
+    retyped = notebook(gd_step=WRONG_STEP)
+    test = cell_of(retyped, "test_gd_step")  # as Jupyter saves a code cell turned into markdown
+    test.cell_type = "markdown"
+    del test["outputs"], test["execution_count"]
+    repointed = notebook(mse=WRONG_MSE)
+    cell_of(repointed, "test_mse").metadata["nbgrader"]["grade_id"] = "my_test"
+    noisy = notebook(mse=NOISY_MSE, gd_step=OTHER_STEP, running_mean=OTHER_MEAN)
 
     cases = {
         # student: (notebook or raw bytes, file name, status, score, flags)
@@ -145,13 +218,30 @@ for code, flags in [("import time; time.sleep(600)", {{}}),
         "kill_parent": (notebook(gd_step=KILL_PARENT),
                         "toy.ipynb", "kernel_died", None, set()),
         "network": (notebook(mse=network), "toy.ipynb", "graded", 7, set()),
-        "leaker": (notebook(mse=leaker), "toy.ipynb", "graded", 7, {"feedback_redacted"}),
+        "leaker": (notebook(mse=leaker), "toy.ipynb", "graded", 7,
+                   {"feedback_redacted", "cheat_suspected"}),
         "seeded": (notebook(mse=seeded), "toy.ipynb", "graded", 7, set()),
         "copy_pasted_test": (copied, "toy.ipynb", "graded", 7, {"tampered"}),
         "schema_99": (schema, "toy.ipynb", "graded", 7, {"tampered"}),
         "edited_test": (edited, "toy.ipynb", "graded", 5, {"tampered"}),
         "deleted_test": (deleted, "toy.ipynb", "graded", 4, {"tampered"}),
-        "shadowing": (notebook(), "toy.ipynb", "graded", 7, set()),
+        "shadowing": (notebook(gd_step=WRONG_STEP), "toy.ipynb", "graded", 5,
+                      {"cheat_suspected"}),
+        "retyped_test": (retyped, "toy.ipynb", "graded", 5, {"tampered"}),
+        "repointed_test": (repointed, "toy.ipynb", "graded", 5, {"tampered"}),
+        "skips_cells": (notebook(mse=SKIP_CELLS), "toy.ipynb", "graded", 0, {"cheat_suspected"}),
+        "no_asserts": (notebook(mse=NO_ASSERTS), "toy.ipynb", "graded", 5, {"cheat_suspected"}),
+        "fake_allclose": (notebook(gd_step=FAKE_ALLCLOSE), "toy.ipynb", "graded", 5,
+                          {"cheat_suspected"}),
+        "swallows_errors": (notebook(mse=SWALLOW), "toy.ipynb", "graded", 5,
+                            {"cheat_suspected"}),
+        "always_equal": (notebook(mse=ALWAYS_EQUAL), "toy.ipynb", "graded", 5,
+                         {"cheat_suspected"}),
+        "when_graded": (notebook(gd_step=WHEN_GRADED), "toy.ipynb", "graded", 5,
+                        {"cheat_suspected"}),
+        "noisy": (noisy, "toy.ipynb", "graded", 7, set()),
+        "noisy_again": (noisy, "toy.ipynb", "graded", 7, set()),
+        "noisy_third": (noisy, "toy.ipynb", "graded", 7, set()),
     }
     expected = {}
     for student, (content, name, status, score, flags) in cases.items():
@@ -159,8 +249,9 @@ for code, flags in [("import time; time.sleep(600)", {{}}),
         (folder / student).mkdir(parents=True)
         (folder / student / name).write_bytes(raw)
         expected[student] = (status, score, flags)
-    for module in ("numpy", "torch"):
-        (folder / "shadowing" / f"{module}.py").write_text("raise ImportError('shadowed!')\n")
+    for module in ("numpy", "math"):  # a fake numpy whose allclose always agrees
+        (folder / "shadowing" / f"{module}.py").write_text(
+            "def allclose(*args, **kwargs):\n    return True\n")
     with zipfile.ZipFile(folder / "zipped.zip", "w") as archive:  # as an LMS exports it
         archive.writestr("zipped/toy.ipynb", nbformat.writes(notebook()))
     expected["zipped"] = ("graded", 7, set())
@@ -197,7 +288,14 @@ CASES = ["correct", "blank", "partly_wrong", "syntax_error", "loop_top", "loop_i
          "loop_ignores_sigint", "os_exit", "segfault", "sys_exit", "memory_hog", "invalid_json",
          "renamed", "missing", "orphans", "huge_output", "gradebook_writer", "kill_parent",
          "network", "leaker", "seeded", "copy_pasted_test", "schema_99", "edited_test",
-         "deleted_test", "shadowing", "zipped"]
+         "deleted_test", "shadowing", "zipped", "retyped_test", "repointed_test", "skips_cells",
+         "no_asserts", "fake_allclose", "swallows_errors", "always_equal", "when_graded", "noisy",
+         "noisy_again", "noisy_third"]
+TRICKS = {  # student -> what the message must name
+    "skips_cells": "input transformer", "no_asserts": "AST transformer",
+    "fake_allclose": "replaced comparison", "swallows_errors": "exception handler",
+    "always_equal": "redefines comparison", "when_graded": "NBGRADER_", "shadowing": "numpy.py",
+}
 
 
 def test_this_machine_isolates_kernels():
@@ -222,6 +320,37 @@ def test_status_score_and_flags(batch, student):
     assert flags <= set(filter(None, row["flags"].split(";"))), row
     if status != "graded":
         assert row["message"], "a status other than graded must say why"
+
+
+@pytest.mark.parametrize("student", CASES)
+def test_cheat_suspected_exactly_where_a_trick_was_played(batch, student):
+    row = batch["rows"][student]
+    flagged = "cheat_suspected" in row["flags"].split(";")
+    assert flagged == ("cheat_suspected" in batch["expected"][student][2]), row
+    if student in TRICKS:
+        assert TRICKS[student] in row["message"], row
+
+
+def test_tricks_are_caught_outside_the_kernel(batch):
+    """Whatever the source scan sees, the score comes from checks the kernel cannot fake."""
+    rows = batch["rows"]
+    for student in ("skips_cells", "no_asserts", "always_equal"):
+        assert "test_mse passed in the kernel, but the grader's own check disagrees" in (
+            rows[student]["message"]), rows[student]
+    assert "nothing recorded" in rows["skips_cells"]["message"]
+    assert "raised TypeError" in rows["always_equal"]["message"]
+    assert "test_gd_step passed in the kernel" in rows["fake_allclose"]["message"]
+
+
+def test_grading_the_same_submission_three_times_gives_the_same_result(batch):
+    rows = [batch["rows"][s] for s in ("noisy", "noisy_again", "noisy_third")]
+    assert len({(r["score"], r["status"], r["flags"]) for r in rows}) == 1, rows
+
+
+def test_tampering_is_restored_graded_and_recorded(batch):
+    rows = batch["rows"]
+    assert "turned into a markdown cell; restored" in rows["retyped_test"]["message"]
+    assert "'test_mse' was deleted" in rows["repointed_test"]["message"]
 
 
 def test_messages_say_what_happened(batch):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import sandbox
+from . import probes, sandbox
 from .course import GradingError, Template, extensions, find_course, make_template, record, register
 from .submissions import Submission, discover
 from .worker import hunt
@@ -97,6 +97,7 @@ class Batch:
         self.tmp = Path(tempfile.mkdtemp(prefix="sgdkit-grading-"))
         self.tmp.chmod(0o711)
         self.template: Template | None = None
+        self.reference = None  # {notebook: {cell: probe records}} of the solution
         self.extensions = {}
         self.jobs, self.started, self.stopping, self.tokens = itertools.count(1), [], False, []
         coursedir, _ = course.coursedir()
@@ -104,12 +105,18 @@ class Batch:
         self.feedback_dir = course.root / coursedir.feedback_directory
 
     # -- jobs -------------------------------------------------------------------------------
-    def job(self, sub: Submission, warmup: bool = False) -> dict:
+    def job(self, sub: Submission, warmup: bool | str = False) -> dict:
         """A job folder holding only this student's notebooks, and its description."""
         jd = self.tmp / "jobs" / f"{next(self.jobs):04d}-{sub.student}"
         submitted = jd / "course" / "submitted" / sub.student / self.assignment
         submitted.mkdir(parents=True)
         for name, nb in sub.notebooks.items():
+            if name in self.template.probes:  # the grader's own checks run last (probes.py)
+                nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+                tests = [c.metadata.nbgrader.grade_id for c in self.template.releases[name].cells
+                         if c.metadata.get("nbgrader", {}).get("grade")
+                         and not c.metadata.nbgrader.get("solution")]
+                nb.cells += probes.probe_cells(self.template.probes[name], tests)
             nbformat.write(nb, submitted / f"{name}.ipynb")
         for name, text in sub.extras.items():
             (submitted / name).write_text(text)
@@ -121,7 +128,8 @@ class Batch:
         keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
         hide = {self.course.root, self.submissions, self.out, self.tmp, Path.home(),
                 *map(Path, ("/tmp", "/var/tmp", "/dev/shm", "/root", "/home"))}
-        deadline = SLACK_S + self.timeout * max(1, len(sub.notebooks))
+        cells = sum(2 if name in self.template.probes else 1 for name in sub.notebooks)
+        deadline = SLACK_S + self.timeout * max(1, cells)  # the probe cell has a limit too
         token = uuid.uuid4().hex  # marks every process of the job (see worker.hunt)
         self.tokens.append(token)
         return {"assignment": self.assignment, "student": sub.student, "job_dir": str(jd),
@@ -129,16 +137,23 @@ class Batch:
                 "memory_mb": self.memory_mb, "mode": self.mode, "token": token,
                 "hide": sorted(str(p) for p in hide if str(p) != "/"), "keep_ro": keep,
                 "startup": self.template.startup, "deadline": deadline, "warmup": warmup,
-                "extension_s": self.extensions.get(sub.student)}
+                "extension_s": self.extensions.get(sub.student),
+                "reference": None if warmup == "reference" else self.reference}
 
-    def start_worker(self, index: int, worker: Worker | None = None) -> Worker:
-        """A worker (new, or started earlier), warmed up on the blank notebook, which must grade."""
+    def start_worker(self, index: int, worker: Worker | None = None,
+                     reference: bool = False) -> Worker:
+        """A worker (new, or started earlier), warmed up on the blank notebook, which must grade;
+        with reference, on the solution instead, which must earn every point (self.reference)."""
         log = self.tmp / f"worker-{index}.log"
         if worker is None:
             worker = Worker(index, self.course.root, self.mode, log)
             self.started.append(worker)
-        blank = Submission(f"_warmup{index}", "warm-up", dict(self.template.releases))
-        reply = worker.ask(self.job(blank, warmup=True), timeout=120 + self.timeout)
+        notebooks = self.template.solutions if reference else self.template.releases
+        first = Submission(f"_warmup{index}", "warm-up", dict(notebooks))
+        reply = worker.ask(self.job(first, warmup="reference" if reference else True),
+                           timeout=120 + self.timeout * (3 if reference else 1))
+        if reference and reply and reply.get("status") == "graded":
+            self.reference = self.check_reference(reply)
         if not reply or reply.get("status") != "graded":
             worker.stop()
             detail = (reply or {}).get("log", "")[-2000:] + log.read_text(errors="replace")[-2000:]
@@ -147,6 +162,26 @@ class Batch:
                                "what fails, --isolation userns or none grades with less of it):"
                                f"\n{detail}")
         return worker
+
+    def check_reference(self, reply: dict) -> dict:
+        """The solution's probe records, once the solution has earned every autograded point."""
+        verdicts, wrong = reply.get("verdicts", {}), []
+        for name, verdict in verdicts.items():
+            wrong += [f"{name}: {cell} scored {v['score']:g} of {v['points']:g}"
+                      for cell, v in verdict["cells"].items() if v["score"] != v["points"]]
+            wrong += [f"{name}: probe {r['cell']} / {r['name']} raised {r['error']}"
+                      for records in verdict["records"].values() for r in records
+                      if "error" in r]
+            if name in self.template.probes:
+                wrong += [f"{name}: no probe backs {cell} (add one to {name}.probes.py)"
+                          for cell in verdict["cells"] if cell not in verdict["records"]]
+                wrong += [f"{name}: the probes of {cell} ended with {error}"
+                          for cell, error in verdict["errors"].items()]
+        if wrong or set(verdicts) != set(self.template.releases):
+            raise GradingError("the solution notebook does not earn every point when graded, so "
+                               "students cannot either; fix the assignment (or its probes):\n"
+                               + "\n".join(wrong or [f"graded only {sorted(verdicts)}"]))
+        return {name: verdict["records"] for name, verdict in verdicts.items()}
 
     def run_job(self, idle: queue.Queue, sub: Submission) -> tuple:
         """Grade one submission on the next free worker (run in a thread)."""
@@ -172,7 +207,8 @@ class Batch:
         elif reply["timed_out"]:
             status, done = "timeout", None
             message = (f"grading ran past its wall-clock limit of {job['deadline']:g} s "
-                       f"({self.timeout:g} s per notebook + {SLACK_S} s) and was stopped; "
+                       f"({self.timeout:g} s per notebook, and per probe cell, + {SLACK_S} s) and "
+                       "was stopped; "
                        "nothing was scored")
         elif done is None:
             status = "kernel_died"
@@ -237,8 +273,9 @@ class Batch:
                        disable=not self.progress, file=sys.stderr)
             todo = [s for s in subs if s.status != "rejected"]
             count = min(self.workers, len(todo))
-            warming = list(map(pool.submit, [self.start_worker] * count, range(count),
-                               self.started[:count]))
+            # worker 0 grades the solution first: the reference every probe is compared with
+            warming = [pool.submit(self.start_worker, i, self.started[i], i == 0)
+                       for i in range(max(count, 1))]
             register(self.course, self.template, self.assignment)  # meanwhile, here
             for sub in subs:
                 if sub.status == "rejected":

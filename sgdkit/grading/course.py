@@ -64,6 +64,8 @@ class Template:
     files: Path  # the assignment's other released files (data), copied next to each kernel
     startup: str  # kernel startup code that seeds the global random generators
     max_score: float
+    solutions: dict  # notebook name -> the source notebook (graded first: the reference)
+    probes: dict  # notebook name -> source of <name>.probes.py (see probes.py), where one exists
 
 
 def _generate(course: Course, assignment: str, root: Path, db_url: str) -> None:
@@ -96,6 +98,14 @@ def make_template(course: Course, assignment: str, where: Path) -> Template:
     _generate(course, assignment, where, f"sqlite:///{where / 'gradebook.db'}")
     release = where / course.release_dir / assignment
     releases = {p.stem: nbformat.read(p, as_version=4) for p in sorted(release.glob("*.ipynb"))}
+    leaked = sorted(p.name for p in release.rglob("*.probes.py"))
+    if leaked:
+        raise GradingError(f"generate_assignment would release the probes {', '.join(leaked)} "
+                           "to students: add '*.probes.py' to c.CourseDirectory.ignore in "
+                           "nbgrader_config.py (see this repository's)")
+    solutions = {name: nbformat.read(copied / f"{name}.ipynb", as_version=4) for name in releases}
+    probe_files = {name: copied / f"{name}.probes.py" for name in releases}
+    probes = {name: path.read_text() for name, path in probe_files.items() if path.is_file()}
     files = where / "files"
     shutil.copytree(release, files, ignore=shutil.ignore_patterns("*.ipynb"))
     sources = " ".join(p.read_text() for p in copied.glob("*.ipynb"))
@@ -111,7 +121,8 @@ def make_template(course: Course, assignment: str, where: Path) -> Template:
             duedate = None
     with Gradebook(f"sqlite:///{where / 'gradebook.db'}", course.course_id) as gb:
         max_score = gb.update_or_create_assignment(assignment, duedate=duedate).max_score
-    return Template(where, copied, releases, files, "\n".join(startup) + "\n", max_score)
+    return Template(where, copied, releases, files, "\n".join(startup) + "\n", max_score,
+                    solutions, probes)
 
 
 def register(course: Course, template: Template, assignment: str) -> None:

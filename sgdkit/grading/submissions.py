@@ -12,14 +12,22 @@ nbgrader metadata is compared with the released student version:
   the released metadata back;
 - a second copy of a graded cell (a copy-pasted test cell) and cells with unknown ids become
   ordinary cells;
+- a graded cell turned into another kind of cell (a test cell re-typed as markdown) gets its
+  kind back;
 - an edited or deleted test cell is noted: nbgrader restores it from the source when grading.
 
-Any of these sets the ``tampered`` flag, with what was found in the message. Problems that
-leave nothing to grade reject the submission, with a message saying what to do.
+Any of these sets the ``tampered`` flag, with what was found in the message. Code that reaches
+for the grading machinery (input or AST transformers, a custom exception handler, replaced
+comparison functions, ``__eq__``, ``NBGRADER_EXECUTION``, ...) and Python files that would
+shadow a module (``numpy.py``) set ``cheat_suspected``: they are evidence for the instructor;
+the score never depends on them (see probes.py). Problems that leave nothing to grade reject
+the submission, with a message saying what to do.
 """
 
+import importlib.util
 import json
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -34,6 +42,21 @@ META_KEYS = ("grade", "solution", "locked", "task", "points", "schema_version")
 # what `nbgrader collect` leaves next to a notebook: the submission time (late penalties) and
 # the secret `nbgrader release_feedback` needs; both are carried, nothing else
 EXTRAS = ("timestamp.txt", "submission_secret.txt")
+# code no honest answer in this course needs, and what it can do to a grader (read as evidence)
+SUSPICIOUS = {
+    r"input_transformer|InputTransformer": "an IPython input transformer (rewrites cells "
+                                           "before they run)",
+    r"ast_transformers|NodeTransformer": "an AST transformer (rewrites code before it runs)",
+    r"set_custom_exc|excepthook|showtraceback": "a custom exception handler (can swallow "
+                                                "failing tests)",
+    r"NBGRADER_EXECUTION|NBGRADER_": "a check of whether it is being graded (NBGRADER_*)",
+    r"\b(isclose|allclose|assert_close|assert_allclose|array_equal|testing)\s*=[^=]|"
+    r"setattr\(\s*(np|numpy|math|torch)\b": "a replaced comparison function",
+    r"def\s+__(eq|ne|bool|abs|lt|gt|le|ge)__": "an object that redefines comparison",
+    r"events\.register|pre_run_cell|post_run_cell|sys\.settrace|sys\.setprofile":
+        "a hook on cell execution",
+    r"sys\.modules\s*\[|import\s+builtins|__builtins__": "a rewrite of modules or builtins",
+}
 
 
 @dataclass
@@ -57,11 +80,32 @@ def student_id(name: str) -> str:
     return safe[:100]
 
 
+def suspicious(nb, release) -> list[str]:
+    """What the student's code (cells not in the released notebook) reaches for."""
+    given = {cell.source for cell in release.cells}
+    code = "\n".join(cell.source for cell in nb.cells
+                     if cell.cell_type == "code" and cell.source not in given)
+    return [what for pattern, what in SUSPICIOUS.items() if re.search(pattern, code)]
+
+
+def shadowing(names) -> list[str]:
+    """The .py files among names that would shadow a module if imported (numpy.py, math.py)."""
+    found = []
+    for name in names:
+        path = Path(name)
+        module = path.parent.name if path.name == "__init__.py" else path.stem
+        if module.isidentifier() and (module in sys.stdlib_module_names
+                                      or importlib.util.find_spec(module) is not None):
+            found.append(str(path))
+    return sorted(found)
+
+
 def _files(entry: Path) -> dict:
     """{relative path: loader} of the .ipynb files (and EXTRAS) in a student's folder or zip."""
     found = {}
     if entry.is_dir():
-        paths = sorted(p for p in entry.rglob("*") if p.suffix == ".ipynb" or p.name in EXTRAS)
+        paths = sorted(p for p in entry.rglob("*") if p.suffix in (".ipynb", ".py")
+                       or p.name in EXTRAS)
         for path in paths[:MAX_FILES]:
             parts = set(path.relative_to(entry).parts)
             if not parts & SKIP_PARTS and path.is_file() and not path.is_symlink():
@@ -71,7 +115,8 @@ def _files(entry: Path) -> dict:
         for info in archive.infolist()[:MAX_FILES]:
             parts = Path(info.filename).parts
             is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-            wanted = info.filename.endswith(".ipynb") or Path(info.filename).name in EXTRAS
+            wanted = (info.filename.endswith((".ipynb", ".py"))
+                      or Path(info.filename).name in EXTRAS)
             if (wanted and not info.is_dir() and not is_link
                     and not set(parts) & SKIP_PARTS and ".." not in parts):
                 found[info.filename] = info
@@ -152,6 +197,13 @@ def repair(nb, release) -> list[str]:
         seen.add(grade_id)
         want = expected[grade_id]
         wanted_meta = want.metadata["nbgrader"]
+        if cell.cell_type != want.cell_type:
+            notes.append(f"'{grade_id}' was turned into a {cell.cell_type} cell; restored")
+            restored = nbformat.from_dict(json.loads(json.dumps(want)))
+            if not wanted_meta.get("locked"):
+                restored.source = cell.source
+            nb.cells[index] = cell = restored
+            meta = cell.metadata["nbgrader"]
         if any(meta.get(key) != wanted_meta.get(key) for key in META_KEYS):
             notes.append(f"the nbgrader metadata of '{grade_id}' was changed; restored")
             cell.metadata["nbgrader"] = dict(wanted_meta)
@@ -201,10 +253,19 @@ def load(entry: Path, releases: dict) -> Submission:
                 cell.outputs, cell.execution_count = [], None
         sub.notebooks[name] = nb
         notes += found
+        seen = suspicious(nb, release)
+        if seen:
+            sub.flags.append("cheat_suspected")
+            notes.append(f"{wanted} uses {', '.join(seen)}")
         for extra in EXTRAS:
             path = str(Path(matches[0]).parent / extra).removeprefix("./")
             if path in files and not sub.extras.get(extra):
                 sub.extras[extra] = _extra(entry, files[path], extra, notes)
+    shadows = shadowing(path for path in files if path.endswith(".py"))
+    if shadows:
+        sub.flags.append("cheat_suspected")
+        notes.append(f"ships {', '.join(shadows)}, which would shadow a module of the same name "
+                     "(only notebooks are graded: it was not used)")
     if not sub.notebooks:
         others = sorted(Path(path).name for path in files if path.endswith(".ipynb"))
         expected = ", ".join(f"{name}.ipynb" for name in releases)

@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import sandbox
+from . import probes, sandbox
 from .feedback import HideHiddenTests
 
 KERNEL_NAME = "sgdkit-sandbox"
@@ -107,6 +107,34 @@ def _outputs(path: Path):
             yield name, output
 
 
+def verify(job: dict, db_url: str) -> dict:
+    """Score the autograded notebooks outside the kernel (see probes.py); their verdicts.
+
+    Takes the probe cell out of each notebook, compares its records with the solution's
+    (``job["reference"]``; None when this job grades the solution itself) and writes the score
+    of every autograded test cell into the job's gradebook: its points when it ran without an
+    error and its probes agree, else 0. Returns {notebook: probes.rescore(...)}.
+    """
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    reference = job.get("reference")
+    folder = Path(job["job_dir"]) / "course" / "autograded" / job["student"] / job["assignment"]
+    verdicts = {}
+    with Gradebook(db_url) as gb:
+        for path in sorted(folder.glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            verdict = probes.rescore(nb, None if reference is None
+                                     else reference.get(path.stem, {}))
+            nbformat.write(nb, path)
+            for grade_id, cell in verdict["cells"].items():
+                grade = gb.find_grade(grade_id, path.stem, job["assignment"], job["student"])
+                grade.auto_score = cell["score"]
+            verdicts[path.stem] = verdict
+        gb.db.commit()
+    return verdicts
+
+
 def classify(job: dict, ok: bool, text: str) -> tuple[str, str, list[str]]:
     """(status, message, flags) of a finished nbgrader autograde run."""
     jd = Path(job["job_dir"])
@@ -174,7 +202,17 @@ def run_job(job: dict, base_config) -> dict:
     run = capture_log(app)
     graded_at = time.monotonic()
     text = run.get("log", "") + "\n" + run.get("error", "")
+    verdicts = verify(job, cfg.CourseDirectory.db_url) if run["success"] else {}
     status, message, flags = classify(job, run["success"], text)
+    suspect = [line for v in verdicts.values() for line in v["suspect"]]
+    unfinished = [f"{cell}: {error}" for v in verdicts.values()
+                  for cell, error in v["errors"].items()]
+    if suspect:
+        flags.append("cheat_suspected")
+    notes = [f"cheat suspected: {line}" for line in suspect]
+    notes += [f"the grader's own check of {line} ended early; what it did not record scored 0"
+              for line in unfinished]
+    message = "; ".join(m for m in [message, *notes] if m)
     if run["success"]:
         HideHiddenTests.removed = 0
         app = GenerateFeedback(coursedir=coursedir, config=cfg)
@@ -186,7 +224,7 @@ def run_job(job: dict, base_config) -> dict:
         if HideHiddenTests.removed:  # the student's outputs quoted hidden tests
             flags.append("feedback_redacted")
     result = {"status": status, "message": message, "flags": flags, "log": text[-6000:],
-              "scored": run["success"],
+              "scored": run["success"], "verdicts": verdicts,
               "seconds": {"autograde": round(graded_at - start, 3),
                           "feedback": round(time.monotonic() - graded_at, 3)}}
     (Path(job["job_dir"]) / "result.json").write_text(json.dumps(result))
