@@ -24,6 +24,8 @@ def html() -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "force"
+    extensions = config["sphinx"].get("local_extensions") or {}  # relative to the config file
+    config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in extensions.items()}
     (OUT / "_config.yml").write_text(yaml.safe_dump(config))
     jb = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run(
@@ -147,6 +149,7 @@ def visit(browser, url):
         h in m.text for h in HARMLESS_CONSOLE) and errors.append(m.text))
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.url} (HTTP {r.status})"))
     page.on("request", lambda r: not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
             and failed.append(f"off-site request {r.url}"))
     page.goto(url, wait_until="networkidle")

@@ -17,9 +17,14 @@ Every submission ends in exactly one status:
 - ``kernel_died``: the student's kernel died (``os._exit``, a segfault, killing itself);
 - ``rejected``: nothing to grade (invalid JSON, missing or renamed notebook, no nbgrader cells).
 
+A test cell earns its points only if it ran without an error (stderr is fine) *and* the
+assignment's probes, run after the notebook and compared with the solution's outside the kernel,
+agree (``probes.py``); a cell that passed while its probes disagree, and code or files that reach
+for the grading machinery, are flagged ``cheat_suspected``.
+
 How it is built: ``submissions.py`` (reading and checking), ``course.py`` (template and
 gradebook), ``batch.py`` (the parent), ``worker.py`` (forked jobs), ``sandbox.py`` (the kernel),
-``feedback.py`` (feedback without hidden tests). This file imports none of them until used:
+``probes.py`` (verdicts outside the kernel), ``feedback.py`` (feedback without hidden tests). This file imports none of them until used:
 the sandbox and the workers start as ``python -m sgdkit.grading.<module>`` and stay light.
 """
 

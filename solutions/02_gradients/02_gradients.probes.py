@@ -24,7 +24,7 @@ def cube_sum(v):
 
 def diff_and_input(w, **kwargs):
     """central_diff_grad(f_mixed, w), and w after the call (it must not change)."""
-    return central_diff_grad(f_mixed, w, **kwargs), w  # noqa: F821
+    return central_diff_grad(f_mixed, w, **kwargs), w
 
 
 def type_of(g):
@@ -37,19 +37,19 @@ probe("test_central_diff_grad", "central_diff_grad of a 5-d f with h = 1e-2, and
 probe("test_central_diff_grad", "central_diff_grad of a 5-d f with the default h",
       lambda: diff_and_input(w5.copy()), rtol=5e-8, atol=1e-10)
 probe("test_central_diff_grad", "central_diff_grad for d = 1",
-      lambda: central_diff_grad(lambda v: np.exp(v[0]) + v[0] ** 3, np.array([0.8]),  # noqa: F821
+      lambda: central_diff_grad(lambda v: np.exp(v[0]) + v[0] ** 3, np.array([0.8]),
                                 h=1e-2), rtol=1e-8, atol=1e-10)
 w32 = np.array([0.75, -1.5, 2.25, 0.125], dtype=np.float32)
 probe("test_central_diff_grad", "central_diff_grad with a float32 w: the values",
-      lambda: central_diff_grad(lambda v: 0.5 * np.sum(v**2) + v[0] * v[1], w32.copy()),  # noqa: F821
+      lambda: central_diff_grad(lambda v: 0.5 * np.sum(v**2) + v[0] * v[1], w32.copy()),
       rtol=1e-7, atol=1e-10)
 probe("test_central_diff_grad", "central_diff_grad with a float32 w: the type of the result",
-      lambda: type_of(central_diff_grad(lambda v: 0.5 * np.sum(v**2), w32.copy())))  # noqa: F821
+      lambda: type_of(central_diff_grad(lambda v: 0.5 * np.sum(v**2), w32.copy())))
 probe("test_central_diff_grad", "central_diff_grad with an integer w",
-      lambda: central_diff_grad(cube_sum, np.array([2, -1, 3]), h=1e-2),  # noqa: F821
+      lambda: central_diff_grad(cube_sum, np.array([2, -1, 3]), h=1e-2),
       rtol=1e-8, atol=1e-10)
 probe("test_central_diff_grad", "central_diff_grad with w given as a list",
-      lambda: central_diff_grad(cube_sum, [0.5, -1.5, 2.0], h=1e-2),  # noqa: F821
+      lambda: central_diff_grad(cube_sum, [0.5, -1.5, 2.0], h=1e-2),
       rtol=1e-8, atol=1e-10)
 
 
@@ -60,16 +60,16 @@ w_mse = probe_rng.standard_normal(6)
 X_flat, y_flat, w_flat = (probe_rng.standard_normal((3, 7)), probe_rng.standard_normal(3),
                           probe_rng.standard_normal(7))
 probe("test_mse_grad", "mse_grad on a 40 x 6 problem",
-      lambda: mse_grad(w_mse.copy(), X_mse.copy(), y_mse.copy()),  # noqa: F821
+      lambda: mse_grad(w_mse.copy(), X_mse.copy(), y_mse.copy()),
       rtol=1e-8, atol=1e-10)
 probe("test_mse_grad", "mse_grad at w = 0",
-      lambda: mse_grad(np.zeros(6), X_mse.copy(), y_mse.copy()),  # noqa: F821
+      lambda: mse_grad(np.zeros(6), X_mse.copy(), y_mse.copy()),
       rtol=1e-8, atol=1e-10)
 probe("test_mse_grad", "mse_grad for n = d = 1",
-      lambda: mse_grad(np.array([-0.5]), np.array([[1.5]]), np.array([2.0])),  # noqa: F821
+      lambda: mse_grad(np.array([-0.5]), np.array([[1.5]]), np.array([2.0])),
       rtol=1e-8, atol=1e-10)
 probe("test_mse_grad", "mse_grad for n = 3 < d = 7",
-      lambda: mse_grad(w_flat.copy(), X_flat.copy(), y_flat.copy()),  # noqa: F821
+      lambda: mse_grad(w_flat.copy(), X_flat.copy(), y_flat.copy()),
       rtol=1e-8, atol=1e-10)
 
 
@@ -81,7 +81,7 @@ w_log = 0.8 * probe_rng.standard_normal(5)
 
 def logistic_quietly(w, X, y):
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return logistic_grad(w, X, y)  # noqa: F821
+        return logistic_grad(w, X, y)
 
 
 probe("test_logistic_grad", "logistic_grad on a 60 x 5 problem",
@@ -110,18 +110,18 @@ w4_32 = np.array([0.3, -0.4, 1.1], dtype=np.float32)
 
 
 def autograd_and_input(w):
-    return autograd_grad(f_torch_probe, w), w  # noqa: F821
+    return autograd_grad(f_torch_probe, w), w
 
 
 probe("test_autograd_grad", "autograd_grad of a 4-d f, and w after it",
       lambda: autograd_and_input(w4.copy()), rtol=1e-10, atol=1e-12)
 probe("test_autograd_grad", "autograd_grad of a 4-d f: the type of the result",
-      lambda: type_of(autograd_grad(f_torch_probe, w4.copy())))  # noqa: F821
+      lambda: type_of(autograd_grad(f_torch_probe, w4.copy())))
 probe("test_autograd_grad", "autograd_grad with a float32 w: the values",
-      lambda: autograd_grad(lambda v: (torch.exp(v) * v).sum(), w4_32.copy()),  # noqa: F821
+      lambda: autograd_grad(lambda v: (torch.exp(v) * v).sum(), w4_32.copy()),
       rtol=1e-10, atol=1e-12)
 probe("test_autograd_grad", "autograd_grad with a float32 w: the type of the result",
-      lambda: type_of(autograd_grad(lambda v: (torch.exp(v) * v).sum(), w4_32.copy())))  # noqa: F821
+      lambda: type_of(autograd_grad(lambda v: (torch.exp(v) * v).sum(), w4_32.copy())))
 probe("test_autograd_grad", "autograd_grad for d = 1, w a list",
-      lambda: autograd_grad(lambda v: torch.sin(v).sum() + (v**2).sum(), [0.7]),  # noqa: F821
+      lambda: autograd_grad(lambda v: torch.sin(v).sum() + (v**2).sum(), [0.7]),
       rtol=1e-10, atol=1e-12)

@@ -16,13 +16,13 @@ probe_rng = np.random.default_rng(12345)
 # -- minibatch_indices: one permutation of range(n) per epoch, cut into slices -----------------
 def epoch_summary(n, batch_size, seed):
     """The batch sizes, the indices of the epoch sorted, and whether they are integers."""
-    batches = minibatch_indices(n, batch_size, np.random.default_rng(seed))  # noqa: F821
+    batches = minibatch_indices(n, batch_size, np.random.default_rng(seed))
     seen = np.concatenate([np.asarray(b).ravel() for b in batches])
     return [len(b) for b in batches], np.sort(seen), bool(seen.dtype.kind in "iu")
 
 
 def order_of(n, batch_size, rng):
-    return np.concatenate(minibatch_indices(n, batch_size, rng))  # noqa: F821
+    return np.concatenate(minibatch_indices(n, batch_size, rng))
 
 
 def shuffled(n, batch_size, seed):
@@ -43,7 +43,7 @@ def same_order_from_same_seed(n, batch_size, seed):
 
 def examples_shuffled(n, batch_size, seed):
     """Fewer than 3 batches of consecutive indices (shuffled examples, not only batches)."""
-    batches = minibatch_indices(n, batch_size, np.random.default_rng(seed))  # noqa: F821
+    batches = minibatch_indices(n, batch_size, np.random.default_rng(seed))
     runs = sum(np.array_equal(np.sort(b), np.arange(np.min(b), np.min(b) + len(b)))
                for b in batches)
     return bool(runs < 3)
@@ -52,7 +52,7 @@ def examples_shuffled(n, batch_size, seed):
 def first_index_uniform(n, batch_size, num_epochs, seed):
     """Each index comes first in about 1/n of the epochs (within 5+ standard deviations)."""
     rng = np.random.default_rng(seed)
-    firsts = np.bincount([int(minibatch_indices(n, batch_size, rng)[0][0])  # noqa: F821
+    firsts = np.bincount([int(minibatch_indices(n, batch_size, rng)[0][0])
                           for _ in range(num_epochs)], minlength=n)
     p = 1 / n
     return bool(np.all(np.abs(firsts - num_epochs * p)
@@ -90,7 +90,7 @@ w0_gd = probe_rng.standard_normal(3)
 
 def sgd_and_start(w0, lr, num_epochs, batch_size, seed, X=X_gd, y=y_gd):
     """The path of sgd, and w0 after the call (it must not change)."""
-    return sgd(X, y, w0, lr, num_epochs, batch_size, seed), w0  # noqa: F821
+    return sgd(X, y, w0, lr, num_epochs, batch_size, seed), w0
 
 
 # one batch per epoch (batch_size >= n): gradient descent, whatever the order
@@ -101,21 +101,21 @@ probe("test_sgd", "sgd with batch_size = 30 > n = 12, and w0 after it",
 probe("test_sgd", "sgd with num_epochs = 0",
       lambda: sgd_and_start(w0_gd.copy(), 0.1, 0, 5, 9), rtol=1e-8, atol=1e-10)
 probe("test_sgd", "sgd with w0 a list (batch_size = n)",
-      lambda: sgd(X_gd, y_gd, [0.5, -1.0, 2.0], 0.1, 3, 12, 10),  # noqa: F821
+      lambda: sgd(X_gd, y_gd, [0.5, -1.0, 2.0], 0.1, 3, 12, 10),
       rtol=1e-8, atol=1e-10)
 # identical examples: every batch's mean gradient is the full gradient, so the path counts the
 # steps per epoch (ceil(n / batch_size), the last batch shorter) whatever the order
 X_same, y_same = np.tile([[0.5, -1.0, 2.0]], (11, 1)), np.full(11, -1.5)
 for B_p, epochs_p in [(4, 3), (5, 2), (3, 2)]:
     probe("test_sgd", f"sgd on 11 identical examples, batch_size = {B_p}",
-          lambda B_p=B_p, epochs_p=epochs_p: sgd(X_same, y_same, np.zeros(3), 0.05,  # noqa: F821
+          lambda B_p=B_p, epochs_p=epochs_p: sgd(X_same, y_same, np.zeros(3), 0.05,
                                                  epochs_p, B_p, 11), rtol=1e-8, atol=1e-10)
 # orthogonal examples: each step moves only the coordinates of its batch, so the path shows
 # that every example is used once per epoch, with the mean over its batch, in any order
 X_orth, y_orth = np.diag([1.0, 2.0, 0.5, 1.5, 0.8, 1.2]), probe_rng.standard_normal(6)
 for B_p in [1, 2, 3]:
     probe("test_sgd", f"sgd on 6 orthogonal examples, batch_size = {B_p}",
-          lambda B_p=B_p: sgd(X_orth, y_orth, np.zeros(6), 0.3, 4, B_p, 12),  # noqa: F821
+          lambda B_p=B_p: sgd(X_orth, y_orth, np.zeros(6), 0.3, 4, B_p, 12),
           rtol=1e-8, atol=1e-10)
 
 X_mix, y_mix = probe_rng.standard_normal((4, 3)), probe_rng.standard_normal(4)
@@ -124,20 +124,20 @@ X_mix, y_mix = probe_rng.standard_normal((4, 3)), probe_rng.standard_normal(4)
 def epochs_change_order(seed, num_epochs=6):
     """Does some epoch take another order than the first? Epoch k of a run from seed is
     compared with the first epoch of a new run from seed, started at the same point."""
-    path = sgd(X_mix, y_mix, np.zeros(3), 0.2, num_epochs, 1, seed)  # noqa: F821
-    return bool(any(not np.allclose(sgd(X_mix, y_mix, path[k], 0.2, 1, 1, seed)[1],  # noqa: F821
+    path = sgd(X_mix, y_mix, np.zeros(3), 0.2, num_epochs, 1, seed)
+    return bool(any(not np.allclose(sgd(X_mix, y_mix, path[k], 0.2, 1, 1, seed)[1],
                                     path[k + 1], rtol=1e-9, atol=1e-12)
                     for k in range(1, num_epochs)))
 
 
 def same_run_from_same_seed(seed):
-    return bool(np.array_equal(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed),  # noqa: F821
-                               sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed)))  # noqa: F821
+    return bool(np.array_equal(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed),
+                               sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed)))
 
 
 def seeds_give_different_runs(seed_a, seed_b):
-    return bool(not np.allclose(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_a),  # noqa: F821
-                                sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_b)))  # noqa: F821
+    return bool(not np.allclose(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_a),
+                                sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_b)))
 
 
 probe("test_sgd", "sgd takes a new order in later epochs (4 examples, batch_size = 1)",
@@ -153,16 +153,16 @@ X_noise = probe_rng.standard_normal((25, 4)) * np.array([1.0, 2.0, 0.5, 1.5])
 y_noise, w_noise = probe_rng.standard_normal(25), probe_rng.standard_normal(4)
 X_fit, w_fit = probe_rng.standard_normal((5, 3)), probe_rng.standard_normal(3)
 probe("test_gradient_noise", "gradient_noise on a 25 x 4 problem",
-      lambda: gradient_noise(X_noise.copy(), y_noise.copy(), w_noise.copy()),  # noqa: F821
+      lambda: gradient_noise(X_noise.copy(), y_noise.copy(), w_noise.copy()),
       rtol=1e-8, atol=1e-10)
 probe("test_gradient_noise", "gradient_noise at w = 0",
-      lambda: gradient_noise(X_noise.copy(), y_noise.copy(), np.zeros(4)),  # noqa: F821
+      lambda: gradient_noise(X_noise.copy(), y_noise.copy(), np.zeros(4)),
       rtol=1e-8, atol=1e-10)
 probe("test_gradient_noise", "gradient_noise for n = 1",
-      lambda: gradient_noise(np.array([[1.5, -0.5, 2.0]]), np.array([0.3]),  # noqa: F821
+      lambda: gradient_noise(np.array([[1.5, -0.5, 2.0]]), np.array([0.3]),
                              np.array([1.0, 2.0, -1.0])), rtol=1e-8, atol=1e-8)
 probe("test_gradient_noise", "gradient_noise at an exact fit X w = y",
-      lambda: gradient_noise(X_fit, X_fit @ w_fit, w_fit), rtol=1e-8, atol=1e-20)  # noqa: F821
+      lambda: gradient_noise(X_fit, X_fit @ w_fit, w_fit), rtol=1e-8, atol=1e-20)
 
 
 # -- minibatch_grad_variance: mean of ||g_I - grad f||^2, g_I the mean over the batch --------
@@ -175,7 +175,7 @@ y_ten, w_ten = probe_rng.standard_normal(10), probe_rng.standard_normal(8) + 1
 
 
 def variance(X, y, w, batch_size, num_draws, seed, replacement):
-    return minibatch_grad_variance(X, y, w, batch_size, num_draws,  # noqa: F821
+    return minibatch_grad_variance(X, y, w, batch_size, num_draws,
                                    np.random.default_rng(seed), replacement=replacement)
 
 
@@ -199,7 +199,7 @@ probe("test_minibatch_grad_variance",
 
 def reproducible_float(seed):
     """Two calls with the default replacement and equal rngs: the same float."""
-    first, second = (minibatch_grad_variance(X_ten, y_ten, w_ten, 3, 100,  # noqa: F821
+    first, second = (minibatch_grad_variance(X_ten, y_ten, w_ten, 3, 100,
                                              np.random.default_rng(seed)) for _ in range(2))
     return f"same={first == second} float={isinstance(first, float)}"
 

@@ -23,7 +23,7 @@ def momentum_path(momentum, num_steps=18):
     """The iterates and velocities of momentum_step from v = 0, lr changing at steps 6 and 12."""
     w, v, ws, vs = W0_probe.copy(), np.zeros_like(W0_probe), [], []
     for t in range(num_steps):
-        w, v = momentum_step(w, v, c_probe * w, lr_drops(t), momentum)  # noqa: F821
+        w, v = momentum_step(w, v, c_probe * w, lr_drops(t), momentum)
         ws.append(np.array(w, dtype=float))  # copies, whatever momentum_step does
         vs.append(np.array(v, dtype=float))
     return np.array(ws), np.array(vs)
@@ -31,12 +31,12 @@ def momentum_path(momentum, num_steps=18):
 
 def one_step_and_inputs(w, v, g, lr, momentum):
     """(new w, new v) of one step, and (w, v, g) after it (they must not change)."""
-    w_new, v_new = momentum_step(w, v, g, lr, momentum)  # noqa: F821
+    w_new, v_new = momentum_step(w, v, g, lr, momentum)
     return np.array([w_new, v_new], dtype=float), np.array([w, v, g])
 
 
 def returns_a_pair():
-    result = momentum_step(np.ones(2), np.zeros(2), np.ones(2), 0.1, 0.9)  # noqa: F821
+    result = momentum_step(np.ones(2), np.zeros(2), np.ones(2), 0.1, 0.9)
     return bool(isinstance(result, (tuple, list)) and len(result) == 2)
 
 
@@ -66,7 +66,7 @@ def grad_probe(w):
 
 def heavy_ball_and_start(w0, lr, momentum, num_steps):
     """The path of heavy_ball, and w0 after the call (it must not change)."""
-    return heavy_ball(grad_probe, w0, lr, momentum, num_steps), w0  # noqa: F821
+    return heavy_ball(grad_probe, w0, lr, momentum, num_steps), w0
 
 
 def lr_step(t):
@@ -86,7 +86,7 @@ probe("test_heavy_ball", "heavy_ball with momentum = 0 (gradient descent)",
 probe("test_heavy_ball", "heavy_ball with num_steps = 0",
       lambda: heavy_ball_and_start(start_probe.copy(), 0.1, 0.9, 0), **TOL)
 probe("test_heavy_ball", "heavy_ball with w0 a list",
-      lambda: heavy_ball(grad_probe, [0.5, 1.0, -0.5], 0.05, 0.9, 15), **TOL)  # noqa: F821
+      lambda: heavy_ball(grad_probe, [0.5, 1.0, -0.5], 0.05, 0.9, 15), **TOL)
 probe("test_heavy_ball", "heavy_ball with w0 an integer array, and w0 after",
       lambda: heavy_ball_and_start(np.array([1, -1, 0]), 0.05, 0.9, 15), **TOL)
 
@@ -97,35 +97,35 @@ def lrs_of(f, num_steps, *args):
 
 
 probe("test_step_decay", "step_decay(t, 0.2, 25, 0.7), t < 200",
-      lambda: lrs_of(step_decay, 200, 0.2, 25, 0.7), **EXACT)  # noqa: F821
+      lambda: lrs_of(step_decay, 200, 0.2, 25, 0.7), **EXACT)
 probe("test_step_decay", "step_decay(t, 0.5, 1, 0.93), t < 80",
-      lambda: lrs_of(step_decay, 80, 0.5, 1, 0.93), **EXACT)  # noqa: F821
+      lambda: lrs_of(step_decay, 80, 0.5, 1, 0.93), **EXACT)
 probe("test_step_decay", "step_decay(t, 0.02, 6, 1.3), t < 50 (growing)",
-      lambda: lrs_of(step_decay, 50, 0.02, 6, 1.3), **EXACT)  # noqa: F821
+      lambda: lrs_of(step_decay, 50, 0.02, 6, 1.3), **EXACT)
 probe("test_step_decay", "step_decay(7000, 2.0, 500, 0.6)",
-      lambda: step_decay(7000, 2.0, 500, 0.6), **EXACT)  # noqa: F821
+      lambda: step_decay(7000, 2.0, 500, 0.6), **EXACT)
 
 probe("test_exponential", "exponential(t, 0.07, 0.98), t < 200",
-      lambda: lrs_of(exponential, 200, 0.07, 0.98), **EXACT)  # noqa: F821
+      lambda: lrs_of(exponential, 200, 0.07, 0.98), **EXACT)
 probe("test_exponential", "exponential(t, 0.3, 1.0), t < 50 (constant)",
-      lambda: lrs_of(exponential, 50, 0.3, 1.0), **EXACT)  # noqa: F821
+      lambda: lrs_of(exponential, 50, 0.3, 1.0), **EXACT)
 probe("test_exponential", "exponential(t, 1.5, 0.6), t < 100",
-      lambda: lrs_of(exponential, 100, 1.5, 0.6), **EXACT)  # noqa: F821
+      lambda: lrs_of(exponential, 100, 1.5, 0.6), **EXACT)
 
 probe("test_cosine", "cosine(t, 0.3, 60, 0.002), t < 200 (past num_steps too)",
-      lambda: lrs_of(cosine, 200, 0.3, 60, 0.002), **EXACT)  # noqa: F821
+      lambda: lrs_of(cosine, 200, 0.3, 60, 0.002), **EXACT)
 probe("test_cosine", "cosine(t, 0.8, 25) with the default lr_min, t < 80",
-      lambda: lrs_of(cosine, 80, 0.8, 25), rtol=1e-10, atol=1e-15)  # noqa: F821
+      lambda: lrs_of(cosine, 80, 0.8, 25), rtol=1e-10, atol=1e-15)
 probe("test_cosine", "cosine(t, 0.4, 1, 0.05), t < 8 (num_steps = 1)",
-      lambda: lrs_of(cosine, 8, 0.4, 1, 0.05), **EXACT)  # noqa: F821
+      lambda: lrs_of(cosine, 8, 0.4, 1, 0.05), **EXACT)
 probe("test_cosine", "cosine(t, 0.07, 30, 0.07), t < 70 (lr_min = lr)",
-      lambda: lrs_of(cosine, 70, 0.07, 30, 0.07), **EXACT)  # noqa: F821
+      lambda: lrs_of(cosine, 70, 0.07, 30, 0.07), **EXACT)
 
 probe("test_linear_warmup", "linear_warmup(t, 0.2, 15, 0.2), t < 100",
-      lambda: lrs_of(linear_warmup, 100, 0.2, 15, 0.2), **EXACT)  # noqa: F821
+      lambda: lrs_of(linear_warmup, 100, 0.2, 15, 0.2), **EXACT)
 probe("test_linear_warmup", "linear_warmup(t, 0.6, 1, 0.4), t < 10 (warmup_steps = 1)",
-      lambda: lrs_of(linear_warmup, 10, 0.6, 1, 0.4), **EXACT)  # noqa: F821
+      lambda: lrs_of(linear_warmup, 10, 0.6, 1, 0.4), **EXACT)
 probe("test_linear_warmup", "linear_warmup(t, 0.05, 12, 1.0), t < 40 (start_factor = 1)",
-      lambda: lrs_of(linear_warmup, 40, 0.05, 12, 1.0), **EXACT)  # noqa: F821
+      lambda: lrs_of(linear_warmup, 40, 0.05, 12, 1.0), **EXACT)
 probe("test_linear_warmup", "linear_warmup(t, 1.0, 70, 0.002), t < 150",
-      lambda: lrs_of(linear_warmup, 150, 1.0, 70, 0.002), **EXACT)  # noqa: F821
+      lambda: lrs_of(linear_warmup, 150, 1.0, 70, 0.002), **EXACT)

@@ -41,18 +41,18 @@ def same_batches(run_a, run_b):
 
 def loader_summary(batch_size, seed):
     """Batch sizes, the indices of one epoch sorted, and whether the pairs stayed together."""
-    batches, paired = epoch_of(make_loader(X_load, y_load, batch_size, seed))  # noqa: F821
+    batches, paired = epoch_of(make_loader(X_load, y_load, batch_size, seed))
     seen = torch.cat(batches) if batches else torch.zeros(0, dtype=torch.long)
     return [len(b) for b in batches], torch.sort(seen).values, paired
 
 
 def first_epoch_shuffled(batch_size, seed):
-    batches, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))  # noqa: F821
+    batches, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))
     return bool(torch.cat(batches).tolist() != list(range(N_LOAD)))
 
 
 def second_epoch_differs(batch_size, seed):
-    loader = make_loader(X_load, y_load, batch_size, seed)  # noqa: F821
+    loader = make_loader(X_load, y_load, batch_size, seed)
     (first, _), (second, _) = epoch_of(loader), epoch_of(loader)
     seen = torch.sort(torch.cat(second)).values if second else None
     return bool(seen is not None and torch.equal(seen, torch.arange(N_LOAD))
@@ -64,7 +64,7 @@ def reproducible_whatever_the_global_seed(batch_size, seed):
     before each: the same batches."""
     runs = []
     for global_seed in (5, 6):
-        loader = make_loader(X_load, y_load, batch_size, seed)  # noqa: F821
+        loader = make_loader(X_load, y_load, batch_size, seed)
         torch.manual_seed(global_seed)
         runs.append([b for _ in range(3) for b in epoch_of(loader)[0]])
     return bool(same_batches(*runs))
@@ -72,13 +72,13 @@ def reproducible_whatever_the_global_seed(batch_size, seed):
 
 def seeds_give_different_runs(batch_size, seed_a, seed_b):
     run_a, run_b = ([b for _ in range(3) for b in epoch_of(
-        make_loader(X_load, y_load, batch_size, s))[0]] for s in (seed_a, seed_b))  # noqa: F821
+        make_loader(X_load, y_load, batch_size, s))[0]] for s in (seed_a, seed_b))
     return bool(not same_batches(run_a, run_b))
 
 
 def fresh_loaders_agree(batch_size, seed):
-    first_a, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))  # noqa: F821
-    first_b, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))  # noqa: F821
+    first_a, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))
+    first_b, _ = epoch_of(make_loader(X_load, y_load, batch_size, seed))
     return bool(same_batches(first_a, first_b))
 
 
@@ -89,7 +89,7 @@ def pairs_kept_with_float_targets(batch_size, seed):
     """For float targets and 4 features: the examples seen (sorted), whether every batch has
     the right shapes and every example its own target."""
     seen, ok = [], True
-    for X_b, y_b in make_loader(X_feat, y_feat, batch_size, seed):  # noqa: F821
+    for X_b, y_b in make_loader(X_feat, y_feat, batch_size, seed):
         ok = ok and tuple(X_b.shape[1:]) == (4,) and tuple(y_b.shape) == (len(X_b),)
         for x, t in zip(X_b, y_b):
             i = int(torch.nonzero((X_feat == x).all(dim=1))[0])
@@ -139,7 +139,7 @@ def train_once(make_model, batches, loss_fn, lr, *, seed, eval_first=False, stal
         (5 * loss_fn(model(X_all), y_all)).backward()
     if eval_first:
         model.eval()
-    result = train_epoch(model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr),  # noqa: F821
+    result = train_epoch(model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr),
                          batches)
     is_real = bool(isinstance(result, numbers.Real))
     if torch.is_tensor(result):  # a wrong answer, but its value still counts
@@ -196,7 +196,7 @@ def evaluate_dropout_net(seed):
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(4, 24), nn.ReLU(), nn.Dropout(0.5), nn.Linear(24, 3))
     recorder = ModeRecorder(net).train()
-    result = evaluate(recorder, batches_eval)  # noqa: F821
+    result = evaluate(recorder, batches_eval)
     return (result, f"real={isinstance(result, numbers.Real)} "
             f"training={recorder.training_seen} grad={recorder.grad_seen}")
 
@@ -215,7 +215,7 @@ def evaluate_bn_net(seed, batch_size):
     net = bn_net_in_training_mode(seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_eval, y_eval),
                                          batch_size=batch_size)
-    result = evaluate(net, loader)  # noqa: F821
+    result = evaluate(net, loader)
     return result, flat(net), bool(any(p.grad is not None for p in net.parameters()))
 
 
@@ -224,7 +224,7 @@ probe("test_evaluate", "evaluate, a dropout network, batches 16, 16, 6, 3 (accur
 probe("test_evaluate", "evaluate, a batch-norm network in training mode, a DataLoader of 8s",
       lambda: evaluate_bn_net(32, 8))
 probe("test_evaluate", "evaluate, a batch-norm network, batches of one example",
-      lambda: evaluate(bn_net_in_training_mode(32),  # noqa: F821
+      lambda: evaluate(bn_net_in_training_mode(32),
                        [(X_eval[i:i + 1], y_eval[i:i + 1]) for i in range(41)]))
 
 
@@ -242,7 +242,7 @@ def opt_run(options, *, groups=None, freeze_first=False, num_steps=5, set_to_non
     if freeze_first:
         model[0].requires_grad_(False)
     params = model.parameters() if groups is None else groups(model)
-    optimizer = MySGD(params, **options)  # noqa: F821
+    optimizer = MySGD(params, **options)
     lr_scheduler = scheduler(optimizer) if scheduler else None
     history = [flat(model)]
     for step in range(num_steps):
@@ -261,7 +261,7 @@ def path_of(options, **how):
 
 
 probe("test_MySGD_options", "MySGD subclasses torch.optim.Optimizer",
-      lambda: bool(issubclass(MySGD, torch.optim.Optimizer)))  # noqa: F821
+      lambda: bool(issubclass(MySGD, torch.optim.Optimizer)))
 for options_p in [dict(lr=0.2), dict(lr=0.1, momentum=0.8),
                   dict(lr=0.1, momentum=0.8, dampening=0.4),
                   dict(lr=0.1, momentum=0.8, nesterov=True), dict(lr=0.15, weight_decay=0.2),
@@ -282,7 +282,7 @@ def grads_after_two_steps():
     torch.manual_seed(42)
     layer = nn.Linear(4, 3)
     layer(torch.linspace(-1, 1, 20).reshape(5, 4)).pow(2).sum().backward()
-    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8, weight_decay=0.3,  # noqa: F821
+    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8, weight_decay=0.3,
                       maximize=True)
     optimizer.step()
     optimizer.step()
@@ -292,7 +292,7 @@ def grads_after_two_steps():
 def rejects(options):
     """What MySGD(params, **options) does: 'ValueError' or 'accepted'."""
     try:
-        MySGD(nn.Linear(2, 2).parameters(), **options)  # noqa: F821
+        MySGD(nn.Linear(2, 2).parameters(), **options)
     except ValueError:
         return "ValueError"
     return "accepted"
@@ -332,7 +332,7 @@ def closure_step():
     """(the loss MySGD.step(closure) returns, the parameters after it)."""
     torch.manual_seed(43)
     layer = nn.Linear(3, 1)
-    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8)  # noqa: F821
+    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8)
 
     def closure():
         optimizer.zero_grad()
