@@ -93,10 +93,20 @@ def test_math_is_served_offline(html):
     assert any("mathjax" in s.lower() for s in scripts), "MathJax is not loaded locally"
 
 
+def page_bytes(page: Path) -> int:
+    """The HTML (inline animations included) and the local images it shows."""
+    images = {(page.parent / src).resolve()
+              for src in re.findall(r'<img[^>]*\ssrc="([^"#?]+)"', page.read_text())
+              if not src.startswith(("http:", "https:", "data:"))}
+    return page.stat().st_size + sum(i.stat().st_size for i in images if i.is_file())
+
+
 def test_page_weight(html):
-    heavy = {str(p.relative_to(html)): p.stat().st_size for p in html.rglob("*.html")
-             if p.stat().st_size > MAX_PAGE_BYTES}
+    weights = {str(p.relative_to(html)): page_bytes(p) for p in html.rglob("*.html")}
+    heavy = {page: size for page, size in weights.items() if size > MAX_PAGE_BYTES}
     assert not heavy, f"pages over {MAX_PAGE_BYTES} bytes: {heavy}"
+    largest = max(weights, key=weights.get)
+    print(f"largest page: {largest}, {weights[largest] / 1e6:.2f} MB")
 
 
 # --- In a real browser ------------------------------------------------------------------------
