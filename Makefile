@@ -43,10 +43,12 @@ book: $(STAMP)
 # book/ and solutions/, and the site (built from scratch, then checked in Chromium).
 # --dist loadfile keeps each notebook's cells, and each test module, on one worker.
 # One BLAS/torch thread per process: two workers on 2 cores, and no oversubscription.
+# Line coverage of sgdkit (test processes, grading workers and jobs, notebook kernels) >= 90%.
 test: export OMP_NUM_THREADS := 1
 test: $(STAMP) chromium
 	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py book/_ext
 	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
+	  --cov=sgdkit --cov-report=term:skip-covered --cov-fail-under=90 \
 	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
 
 # The browser tests use Debian's Chromium (never a downloaded browser).

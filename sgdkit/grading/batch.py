@@ -79,7 +79,15 @@ class Worker:
         except (OSError, ValueError):
             return None
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """End the worker: with graceful, a clean exit if it is idle (its stdin closes); then
+        SIGKILL for its whole process group."""
+        try:
+            if graceful:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -155,7 +163,7 @@ class Batch:
         if reference and reply and reply.get("status") == "graded":
             self.reference = self.check_reference(reply)
         if not reply or reply.get("status") != "graded":
-            worker.stop()
+            worker.stop(graceful=False)
             detail = (reply or {}).get("log", "")[-2000:] + log.read_text(errors="replace")[-2000:]
             raise GradingError("a grading worker could not grade the blank student notebook, "
                                "so the setup is broken, not the students (if the sandbox is "
@@ -190,7 +198,7 @@ class Batch:
         try:
             reply = worker.ask(job, timeout=job["deadline"] + 30)
             if reply is None and not self.stopping:  # the worker hung or died: replace it
-                worker.stop()
+                worker.stop(graceful=False)
                 worker = self.start_worker(worker.index)
         finally:
             idle.put(worker)

@@ -112,7 +112,8 @@ def take(nb) -> tuple[list, dict]:
     records, errors = [], {}
     while nb.cells and str(nb.cells[-1].get("id", "")).startswith(CELL_ID):
         cell = nb.cells.pop()
-        only = re.search(r"ONLY = '([^']*)'", cell.source)
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        only = re.search(r"ONLY = '([^']*)'", source)
         only = only.group(1) if only else "?"
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
