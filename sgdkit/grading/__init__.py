@@ -24,8 +24,9 @@ for the grading machinery, are flagged ``cheat_suspected``.
 
 How it is built: ``submissions.py`` (reading and checking), ``course.py`` (template and
 gradebook), ``batch.py`` (the parent), ``worker.py`` (forked jobs), ``sandbox.py`` (the kernel),
-``probes.py`` (verdicts outside the kernel), ``feedback.py`` (feedback without hidden tests). This file imports none of them until used:
-the sandbox and the workers start as ``python -m sgdkit.grading.<module>`` and stay light.
+``probes.py`` (verdicts outside the kernel), ``feedback.py`` (feedback without hidden tests).
+This file imports none of them until used: the sandbox and the workers start as
+``python -m sgdkit.grading.<module>`` and stay light.
 """
 
 import argparse
