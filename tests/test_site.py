@@ -26,6 +26,8 @@ def html() -> Path:
     config["execute"]["execute_notebooks"] = "force"
     extensions = config["sphinx"].get("local_extensions") or {}  # relative to the config file
     config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in extensions.items()}
+    extra = config["sphinx"]["config"].get("html_extra_path", [])
+    config["sphinx"]["config"]["html_extra_path"] = [str(ROOT / path) for path in extra]
     (OUT / "_config.yml").write_text(yaml.safe_dump(config))
     jb = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run(
