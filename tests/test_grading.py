@@ -342,6 +342,13 @@ def test_tricks_are_caught_outside_the_kernel(batch):
     assert "test_gd_step passed in the kernel" in rows["fake_allclose"]["message"]
 
 
+def test_feedback_is_flagged_redacted_only_when_the_students_output_quoted_hidden_tests(batch):
+    """A failed hidden test's traceback is cut from the feedback as a matter of course."""
+    redacted = {s for s, row in batch["rows"].items() if "feedback_redacted" in row["flags"]}
+    assert redacted == {"leaker"}, redacted
+    assert "feedback_redacted" not in batch["rows"]["partly_wrong"]["flags"]
+
+
 def test_grading_the_same_submission_three_times_gives_the_same_result(batch):
     rows = [batch["rows"][s] for s in ("noisy", "noisy_again", "noisy_third")]
     assert len({(r["score"], r["status"], r["flags"]) for r in rows}) == 1, rows

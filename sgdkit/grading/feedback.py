@@ -59,7 +59,8 @@ def _text(output) -> str:
 class HideHiddenTests(Preprocessor):
     """Remove hidden tests, and any output quoting them, from a notebook before rendering.
 
-    ``HideHiddenTests.removed`` counts the outputs and tracebacks it had to cut (per process).
+    ``HideHiddenTests.removed`` counts the outputs, other than tracebacks of failed hidden
+    tests, that it had to cut (per process): a student's code that printed hidden tests.
     """
 
     enabled = Bool(True)  # nbconvert preprocessors are off unless enabled
@@ -85,8 +86,7 @@ class HideHiddenTests(Preprocessor):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     frames = [f for f in output.traceback if not quotes(ANSI.sub("", f))]
-                    if len(frames) < len(output.traceback):
-                        leaks += 1
+                    if len(frames) < len(output.traceback):  # a failed hidden test: routine
                         output.traceback = frames or [f"{output.ename}: {output.evalue}"]
                     if quotes(output.evalue):
                         output.evalue, output.traceback = "(not shown)", [output.ename]

@@ -205,13 +205,13 @@ def run_job(job: dict, base_config) -> dict:
     verdicts = verify(job, cfg.CourseDirectory.db_url) if run["success"] else {}
     status, message, flags = classify(job, run["success"], text)
     suspect = [line for v in verdicts.values() for line in v["suspect"]]
-    unfinished = [f"{cell}: {error}" for v in verdicts.values()
+    unfinished = [f"{cell} ({error.strip(': ')})" for v in verdicts.values()
                   for cell, error in v["errors"].items()]
     if suspect:
         flags.append("cheat_suspected")
     notes = [f"cheat suspected: {line}" for line in suspect]
-    notes += [f"the grader's own check of {line} ended early; what it did not record scored 0"
-              for line in unfinished]
+    notes += [f"the grader's own checks of {line} ended early; what they did not record "
+              "scored 0" for line in unfinished]
     message = "; ".join(m for m in [message, *notes] if m)
     if run["success"]:
         HideHiddenTests.removed = 0
