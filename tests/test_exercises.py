@@ -155,52 +155,49 @@ def strip_hidden(source: str) -> str:
     return "\n".join(lines)
 
 
-def run_with_probes(nb, probes: str) -> tuple[set, dict]:
-    """Run every code cell in order, hidden tests included, then the probes file, in one
-    namespace (as the grader does); (the test cells that raised, {cell: probe records})."""
-    from sgdkit.grading.probes import RECORD, by_cell
-
-    tests, failed, namespace = autograded(nb), set(), {"__name__": "__main__"}
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                exec(compile(cell.source, f"<cell {i}>", "exec"), namespace)
-            except Exception:
-                failed |= {meta(cell).get("grade_id")} & set(tests)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exec(compile(probes, "<probes>", "exec"), namespace)
-    records = [json.loads(line[len(RECORD):]) for line in out.getvalue().splitlines()
-               if line.startswith(RECORD)]
-    return failed, by_cell(records)
-
-
-def public_test_failures(nb) -> dict[str, str]:
-    """Run the code cells in order in one namespace, hidden tests removed, as a student would;
-    return grade_id -> 'ExceptionType: message' for each test cell that failed. A warning in a
-    test cell counts as a failure too: nbgrader scores a cell that writes to stderr 0. (Plain
-    Python: a notebook whose cells use IPython magics needs a kernel instead.)"""
+def run_cells(nb, hidden: bool) -> tuple[dict[str, str], dict]:
+    """Run the code cells in order in one namespace; (grade_id -> 'ExceptionType: message' for
+    each test cell that failed, the namespace). hidden=False: hidden tests removed, as a student
+    runs the notebook, and a warning in a test cell counts as a failure (``nbgrader validate``
+    fails a cell that writes to stderr). hidden=True: as the grader runs it, warnings allowed.
+    (Plain Python: a notebook whose cells use IPython magics needs a kernel instead.)"""
     tests, failures = autograded(nb), {}
     namespace = {"__name__": "__main__"}
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         grade_id = meta(cell).get("grade_id")
+        source = cell.source if hidden else strip_hidden(cell.source)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             try:
-                exec(compile(strip_hidden(cell.source), f"<cell {i}>", "exec"), namespace)
+                exec(compile(source, f"<cell {i}>", "exec"), namespace)
             except Exception as err:  # the student's cells may fail; only test cells count
                 if grade_id in tests:
                     failures[grade_id] = f"{type(err).__name__}: {err}"
                 continue
-        if grade_id in tests and w:
+        if grade_id in tests and w and not hidden:
             failures[grade_id] = f"a warning (stderr): {w[0].category.__name__}: {w[0].message}"
-    return failures
+    return failures, namespace
+
+
+def public_test_failures(nb) -> dict[str, str]:
+    return run_cells(nb, hidden=False)[0]
+
+
+def run_with_probes(nb, probes: str) -> tuple[set, dict]:
+    """Every cell, hidden tests included, then the probes file, in one namespace (as the
+    grader runs them); (the test cells that failed, {cell: probe records})."""
+    from sgdkit.grading.probes import RECORD, by_cell
+
+    failures, namespace = run_cells(nb, hidden=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(probes, "<probes>", "exec"), namespace)
+    records = [json.loads(line[len(RECORD):]) for line in out.getvalue().splitlines()
+               if line.startswith(RECORD)]
+    return set(failures), by_cell(records)
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -384,19 +381,18 @@ def test_autograde_gives_the_expected_scores(assignment, tmp_path):
         rows = {row["student"]: row for row in csv.DictReader(f)}
     for student, row in rows.items():  # honest mistakes are never taken for cheating
         assert row["status"] == "graded" and "cheat_suspected" not in row["flags"], row
-    result = subprocess.CompletedProcess([], 0, "", "\n".join(map(str, rows.values())))
+    said = "\n".join(map(str, rows.values()))  # grades.csv, for the messages below
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student, (_, failed, score) in submissions.items():
             try:
                 graded = gb.find_submission_notebook(assignment, assignment, student)
             except MissingEntry:
-                pytest.fail(f"{assignment}: submission {student!r} was not graded; nbgrader "
-                            f"said:\n{result.stderr}")
+                pytest.fail(f"{assignment}: submission {student!r} was not graded:\n{said}")
             auto = {g.name: g.auto_score for g in graded.grades}
             want = {k: (0.0 if k in failed else float(p)) for k, p in tests.items()}
             got = {k: auto[k] for k in tests}
             assert got == want, (f"{assignment}, submission {student!r}: autograded scores "
-                                 f"{got}, expected {want}\nnbgrader said:\n{result.stderr}")
+                                 f"{got}, expected {want}\ngrades.csv:\n{said}")
             assert sum(got.values()) == score, f"{student}: total {sum(got.values())} != {score}"
             for grade in graded.grades:
                 if grade.name in answers:  # blank answers score 0, written ones await a human

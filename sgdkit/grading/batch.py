@@ -121,10 +121,8 @@ class Batch:
         for name, nb in sub.notebooks.items():
             if name in self.template.probes:  # the grader's own checks run last (probes.py)
                 nb = nbformat.from_dict(json.loads(json.dumps(nb)))
-                tests = [c.metadata.nbgrader.grade_id for c in self.template.releases[name].cells
-                         if c.metadata.get("nbgrader", {}).get("grade")
-                         and not c.metadata.nbgrader.get("solution")]
-                nb.cells += probes.probe_cells(self.template.probes[name], tests)
+                nb.cells += probes.probe_cells(self.template.probes[name],
+                                               self.template.releases[name])
             nbformat.write(nb, submitted / f"{name}.ipynb")
         for name, text in sub.extras.items():
             (submitted / name).write_text(text)
@@ -158,8 +156,8 @@ class Batch:
             self.started.append(worker)
         notebooks = self.template.solutions if reference else self.template.releases
         first = Submission(f"_warmup{index}", "warm-up", dict(notebooks))
-        reply = worker.ask(self.job(first, warmup="reference" if reference else True),
-                           timeout=120 + self.timeout * (3 if reference else 1))
+        job = self.job(first, warmup="reference" if reference else True)
+        reply = worker.ask(job, timeout=job["deadline"] + 90)  # + importing nbgrader
         if reference and reply and reply.get("status") == "graded":
             self.reference = self.check_reference(reply)
         if not reply or reply.get("status") != "graded":

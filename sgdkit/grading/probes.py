@@ -18,7 +18,7 @@ evidence that such tricks cannot fake:
    cell per test cell (``ONLY`` says which test cell's probes it runs: a function that loops
    forever costs the points of its own cells only). ``probe`` prints each result as one line
    of plain numbers (``RECORD`` + JSON);
-3. outside the kernel, ``rescore`` reads those lines from the graded notebook, removes the cell,
+3. outside the kernel, ``rescore`` reads those lines from the graded notebook, removes the cells,
    and compares them with the solution's (``compare``, with the solution's tolerances). A test
    cell earns its points only if it ran without an error *and* its probes agree. A cell that
    "passed" in the kernel while its probes disagree, or recorded nothing, is the evidence
@@ -41,30 +41,24 @@ ONLY = None  # run the probes of this test cell only (set by each appended cell)
 
 
 # -- in the kernel ---------------------------------------------------------------------------
-def plain_array(value):
-    """A torch tensor as a float64 numpy array (detached, on the CPU); anything else as is."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().double().numpy()
-    return value
-
-
 def plain(value):
     """value as JSON-able plain data: numbers become {"shape", "array"} of float64."""
     import numpy as np
 
+    from sgdkit.check import _to_numpy  # torch tensors: detached, on the CPU
+
     if value is None or isinstance(value, (bool, np.bool_, str)):
         return {"exact": value if not isinstance(value, np.bool_) else bool(value)}
-    value = plain_array(value)
     if isinstance(value, (tuple, list)) and value and not all(
             isinstance(v, (int, float)) for v in value):
         try:
-            parts = [np.asarray(plain_array(v), dtype=np.float64) for v in value]
+            parts = [np.asarray(_to_numpy(v), dtype=np.float64) for v in value]
         except (TypeError, ValueError, RuntimeError):
             parts = None
         if parts is None or len({p.shape for p in parts}) > 1:
             return {"parts": [plain(v) for v in value]}
         value = np.stack(parts)
-    array = np.array(value, dtype=np.float64)  # a copy: later changes to value do not matter
+    array = np.array(_to_numpy(value), dtype=np.float64)  # a copy: later changes do not matter
     return {"shape": list(array.shape), "array": array.ravel().tolist()}
 
 
@@ -93,10 +87,18 @@ def probe(cell: str, name: str, thunk, rtol: float = RTOL, atol: float = ATOL) -
 
 
 # -- outside the kernel ----------------------------------------------------------------------
-def probe_cells(source: str, tests: list[str]) -> list:
-    """The cells the grader appends to a notebook: the probes file once per test cell."""
+def is_test(cell) -> bool:
+    """An autograded test cell (nbgrader: graded, not a solution, code)."""
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("grade") and not meta.get("solution") and cell.cell_type == "code")
+
+
+def probe_cells(source: str, release) -> list:
+    """The cells the grader appends to a notebook: the probes file once per test cell of the
+    released notebook."""
     from nbformat.v4 import new_code_cell
 
+    tests = [cell.metadata["nbgrader"]["grade_id"] for cell in release.cells if is_test(cell)]
     cells = []
     for i, grade_id in enumerate(tests):
         cell = new_code_cell(f"import sgdkit.grading.probes\n\nsgdkit.grading.probes.ONLY = "
@@ -201,10 +203,8 @@ def rescore(nb, reference: dict | None) -> dict:
     records, errors = take(nb)
     mine = by_cell(records)
     cells, suspect = {}, []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if not (meta.get("grade") and not meta.get("solution") and cell.cell_type == "code"):
-            continue
+    for cell in filter(is_test, nb.cells):
+        meta = cell.metadata["nbgrader"]
         grade_id, points = meta["grade_id"], float(meta.get("points", 0))
         ran_ok = _ran_ok(cell)
         problems = []
