@@ -3,8 +3,8 @@ where, and by how much, so a student can fix the code without reading the test.
 
 - ``assert_close(actual, expected)``: equal up to ``|a - e| <= atol + rtol |e|`` entry by entry
   (numpy's ``isclose``); numpy arrays, torch tensors, python numbers and lists all work.
-- ``check_grad(f, grad, w)``: an analytic gradient against central differences
-  ``(f(w + h e_i) - f(w - h e_i)) / 2h``; ``grad_check`` is the same function.
+- ``grad_check(f, grad, w)``: an analytic gradient against central differences
+  ``(f(w + h e_i) - f(w - h e_i)) / 2h``.
 - ``assert_partition(batches, n)``: the batches of one epoch use every index of
   ``0, ..., n-1`` exactly once.
 - ``assert_finite(value)``: no inf and no nan.
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["assert_close", "assert_finite", "assert_partition", "check_grad", "grad_check"]
+__all__ = ["assert_close", "assert_finite", "assert_partition", "grad_check"]
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -121,7 +121,7 @@ def assert_finite(value: Any, name: str = "value") -> None:
             f"entries are inf or nan); a learning rate that is too large makes iterates blow up.")
 
 
-def check_grad(f: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], Any], w: Any,
+def grad_check(f: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], Any], w: Any,
                h: float = 1e-6, rtol: float = 1e-4) -> float:
     """Compare ``grad(w)`` with central differences and return the largest relative error.
 
@@ -161,8 +161,6 @@ def check_grad(f: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], An
         raise AssertionError(message)
     return float(err.max(initial=0.0))
 
-
-grad_check = check_grad
 
 
 def assert_partition(batches: Iterable[Any], n: int) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgdkit.check import assert_close, assert_finite, assert_partition, check_grad, grad_check
+from sgdkit.check import assert_close, assert_finite, assert_partition, grad_check
 
 
 def message(check, *args, **kwargs) -> str:
@@ -104,7 +104,7 @@ def test_assert_finite():
     assert "did you forget to return" in message(assert_finite, None)
 
 
-# ---------------------------------------------------------------------------- check_grad
+# ---------------------------------------------------------------------------- grad_check
 
 A = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
 W = np.array([0.3, -1.2, 2.0])
@@ -118,50 +118,49 @@ def quadratic_grad(w):
     return A @ w + np.cos(w)
 
 
-def test_check_grad_accepts_the_right_gradient():
-    err = check_grad(quadratic, quadratic_grad, W)
+def test_grad_check_accepts_the_right_gradient():
+    err = grad_check(quadratic, quadratic_grad, W)
     assert isinstance(err, float) and err < 1e-8
-    assert grad_check is check_grad
 
 
-def test_check_grad_agrees_with_torch_autograd():
+def test_grad_check_agrees_with_torch_autograd():
     w = torch.tensor(W, requires_grad=True)
     (0.5 * w @ torch.tensor(A) @ w + torch.sin(w).sum()).backward()
-    assert check_grad(quadratic, lambda _: w.grad, W) < 1e-8
+    assert grad_check(quadratic, lambda _: w.grad, W) < 1e-8
 
 
-def test_check_grad_names_the_worst_coordinate():
+def test_grad_check_names_the_worst_coordinate():
     def grad(w):
         g = quadratic_grad(w)
         g[1] += 0.1
         return g
 
-    text = message(check_grad, quadratic, grad, W)
+    text = message(grad_check, quadratic, grad, W)
     assert text.startswith("grad(w) disagrees with central differences at coordinate 1:")
     numerical = quadratic_grad(W)[1]
     assert f"grad(w)[1] = {numerical + 0.1:.6g}" in text and f"{numerical:.6g}" in text
     assert re.search(r"relative error \S+ > rtol = 0.0001", text)
 
 
-def test_check_grad_spots_sign_and_factor_mistakes():
-    assert "check the sign" in message(check_grad, quadratic, lambda w: -quadratic_grad(w), W)
-    text = message(check_grad, quadratic, lambda w: 2 * quadratic_grad(w), W)
+def test_grad_check_spots_sign_and_factor_mistakes():
+    assert "check the sign" in message(grad_check, quadratic, lambda w: -quadratic_grad(w), W)
+    text = message(grad_check, quadratic, lambda w: 2 * quadratic_grad(w), W)
     assert "2 times the numerical gradient" in text and "constant factor" in text
 
 
-def test_check_grad_on_bad_return_values():
-    assert "returned None" in message(check_grad, quadratic, lambda w: None, W)
-    assert "shape of w, (3,), got (2,)" in message(check_grad, quadratic, lambda w: w[:2], W)
+def test_grad_check_on_bad_return_values():
+    assert "returned None" in message(grad_check, quadratic, lambda w: None, W)
+    assert "shape of w, (3,), got (2,)" in message(grad_check, quadratic, lambda w: w[:2], W)
 
 
-def test_check_grad_does_not_let_grad_change_w():
+def test_grad_check_does_not_let_grad_change_w():
     def grad(w):
         g = quadratic_grad(w)
         w[:] = 0  # a careless gradient that overwrites its input
         return g
 
     w = W.copy()
-    assert check_grad(quadratic, grad, w) < 1e-8  # differences taken around the original w
+    assert grad_check(quadratic, grad, w) < 1e-8  # differences taken around the original w
     np.testing.assert_array_equal(w, W)
 
 
