@@ -12,9 +12,18 @@
   autograded test cell, and on the solution and every wrong submission they fail exactly the
   cells the tests fail: never stricter (no false ``cheat_suspected``), never laxer (a student
   who fakes a passing test gets no points for a wrong answer);
+- each correct variant of the fixture (``"correct_variants"``: e.g. the solution computed in
+  float32 where the task allows floats, or written differently) passes the public and hidden
+  tests and agrees with the probes: tests check behaviour, never one way of writing it;
 - end to end: the grading command (``python -m sgdkit.grading``: nbgrader in a sandbox, with the
-  probes) gives a correct, a blank and the wrong submissions of
-  ``tests/fixtures/exercises/<id>.json`` their exact expected scores, and flags none of them.
+  probes) gives a correct, a blank, the correct variants (full marks) and the wrong submissions
+  of ``tests/fixtures/exercises/<id>.json`` their exact expected scores, and flags none of them.
+
+Fixture format (``tests/fixtures/exercises/<id>.json``): ``autograded_points``,
+``manual_points``, ``wrong_submissions`` {name: {mistake, edits, messages, failed, score?}} and
+the optional ``correct_variants`` {name: {about, edits}}. An edit is ``{"cell", "old", "new"}``
+(replace text that occurs exactly once in that solution cell) or ``{"cell", "source"}`` (replace
+the whole cell, as a student who wrote it from scratch would).
 
 Each nbgrader run gets its own course directory and Jupyter runtime directory, so the tests run
 in parallel (``pytest -n 2``) without colliding.
@@ -135,6 +144,10 @@ def apply_edits(nb, edits: list[dict], where: str):
     cells = {meta(c).get("grade_id"): c for c in nb.cells}
     for edit in edits:
         cell = cells.get(edit["cell"])
+        if "source" in edit:  # the whole cell, written from scratch
+            assert cell is not None, f"{where}: no cell {edit['cell']!r}; update the fixture"
+            cell.source = edit["source"]
+            continue
         assert cell is not None and cell.source.count(edit["old"]) == 1, (
             f"{where}: the edit {edit} no longer applies to the solution (no cell "
             f"{edit['cell']!r} holding that text exactly once); update the fixture")
@@ -279,6 +292,32 @@ def test_public_tests_point_at_the_mistake(assignment, name):
     assert set(failures) <= set(wrong["failed"]), f"{where}: 'failed' misses public failures"
 
 
+def correct_variants() -> list[tuple[str, str]]:
+    return [(a, name) for a in ASSIGNMENTS if (FIXTURES / f"{a}.json").exists()
+            for name in fixture(a).get("correct_variants", {})]
+
+
+@pytest.mark.parametrize("assignment, name", correct_variants())
+def test_correct_variants_pass_every_test_and_probe(assignment, name):
+    """A correct answer computed in float32, or written differently, scores full: public tests,
+    hidden tests and probes all accept it (tests are never stricter than the task says)."""
+    from sgdkit.grading.probes import compare
+
+    variant = fixture(assignment)["correct_variants"][name]
+    where = f"{FIXTURES.name}/{assignment}.json correct variant {name}"
+    solution = source_nb(assignment)
+    nb = apply_edits(solution, variant["edits"], where)
+    public = public_test_failures(nb)
+    assert not public, f"{where} ({variant['about']}): public tests fail:\n{public}"
+    probes = probes_of(assignment)
+    _, reference = run_with_probes(solution, probes)
+    failed, records = run_with_probes(nb, probes)
+    assert not failed, f"{where} ({variant['about']}): hidden tests fail {sorted(failed)}"
+    problems = {cell: found for cell in autograded(solution)
+                if (found := compare(records.get(cell, []), reference[cell]))}
+    assert not problems, f"{where} ({variant['about']}): the probes disagree: {problems}"
+
+
 def probes_of(assignment: str) -> str:
     path = SOLUTIONS / assignment / f"{assignment}.probes.py"
     assert path.exists(), (
@@ -368,6 +407,9 @@ def test_autograde_gives_the_expected_scores(assignment, tmp_path):
             continue
         nb = apply_edits(correct, wrong["edits"], f"{FIXTURES.name}/{assignment}.json {student}")
         submissions[student] = (nb, wrong["failed"], wrong["score"])
+    for student, variant in expected.get("correct_variants", {}).items():  # full marks
+        nb = apply_edits(correct, variant["edits"], f"{FIXTURES.name}/{assignment}.json {student}")
+        submissions[student] = (nb, [], full)
     for student, (nb, _, _) in submissions.items():
         folder = tmp_path / "submissions" / student
         folder.mkdir(parents=True)
