@@ -13,8 +13,11 @@ marked when the objective has one. A path is an array of shape ``(T, 2)``, the i
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 from collections.abc import Mapping
+from html import escape
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -22,6 +25,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm
+from PIL import Image
 
 if TYPE_CHECKING:
     from IPython.display import HTML
@@ -195,29 +199,84 @@ def loss_curves(curves: Mapping[str, np.ndarray], ax: Axes | None = None, log: b
 
 
 # matplotlib's player draws its buttons with Font Awesome icons loaded from a CDN: blank buttons
-# on an offline page. Plain Unicode symbols need no download.
-_ICONS = {"fa-minus": "&minus;", "fa-fast-backward": "&#x23EE;", "fa-step-backward": "&#x25C2;",
-          "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x23F8;", "fa-play": "&#x25B6;",
-          "fa-step-forward": "&#x25B8;", "fa-fast-forward": "&#x23ED;", "fa-plus": "+"}
+# on an offline page, and Unicode media symbols (U+23EE...) are empty boxes with the fonts Debian
+# ships. Small inline SVG shapes need neither a download nor a font.
+def _svg(path: str) -> str:
+    return ('<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" '
+            f'focusable="false"><path fill="currentColor" d="{path}"/></svg>')
 
 
-def _offline_controls(html: str) -> str:
-    """The player's HTML with its Font Awesome stylesheet and icons replaced by Unicode."""
+_ICONS = {"fa-minus": _svg("M2 7h12v2H2z"),
+          "fa-fast-backward": _svg("M2 2h2v12H2zM15 2v12L5 8z"),
+          "fa-step-backward": _svg("M3 3h2v10H3zM13 3v10L6 8z"),
+          "fa-play fa-flip-horizontal": _svg("M13 2v12L3 8z"),
+          "fa-pause": _svg("M3 2h4v12H3zM9 2h4v12H9z"),
+          "fa-play": _svg("M3 2v12l10-6z"),
+          "fa-step-forward": _svg("M11 3h2v10h-2zM3 3v10l7-5z"),
+          "fa-fast-forward": _svg("M12 2h2v12h-2zM1 2v12l10-6z"),
+          "fa-plus": _svg("M7 2h2v5h5v2H9v5H7V9H2V7h5z")}
+
+# The player's own style gives the slider a fixed 374 px and the buttons one row: on a phone
+# both overflow. These rules let the picture, slider and buttons shrink to the screen.
+_STYLE = """
+.animation { display: block; max-width: 100%; text-align: center; }
+.animation img { width: 100%; max-width: 640px; height: auto; }
+input[type=range].anim-slider { width: 100%; max-width: 640px; }
+.anim-buttons { display: flex; flex-wrap: wrap; justify-content: center; gap: 2px; }
+.anim-buttons button { display: inline-flex; align-items: center; justify-content: center;
+                       width: 36px; height: 28px; }
+.anim-state { display: flex; flex-wrap: wrap; justify-content: center; }
+</style>"""
+
+
+def _offline_controls(html: str, alt: str = "") -> str:
+    """The player's HTML, accessible and offline: Font Awesome icons replaced by SVG, the
+    frame image described by ``alt``, the slider labelled, and styles that fit a phone."""
     html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
-    return re.sub(r'<i class="fa ([a-z -]+)"></i>',
+    html = re.sub(r'<i class="fa ([a-z -]+)"></i>',
                   lambda m: _ICONS.get(m.group(1), m.group(0)), html)
+    alt = escape(alt, quote=True)
+    html = re.sub(r'<img id="(_anim_img\w+)">',
+                  rf'<img id="\1" alt="{alt}">', html)
+    html = html.replace('class="anim-slider"',
+                        'class="anim-slider" aria-label="Step of the animation"')
+    return html.replace("</style>", _STYLE, 1)
+
+
+def _fewer_colors(html: str, colors: int = 64) -> str:
+    """The player's PNG frames reduced to a palette of ``colors`` colours.
+
+    Filled contours, a few lines and text need few colours: a 64-colour PNG is a sixth of the
+    full-colour one and, unlike a JPEG of the same size, keeps the legend's letters sharp.
+    """
+    def reduce(match: re.Match) -> str:
+        png = base64.b64decode(match.group(1).replace("\\\n", ""))
+        out = io.BytesIO()
+        Image.open(io.BytesIO(png)).convert("RGB").quantize(colors).save(out, "PNG",
+                                                                          optimize=True)
+        return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+    return re.sub(r"data:image/png;base64,([A-Za-z0-9+/=\\\n]+)", reduce, html)
+
+
+def _names(names: list[str]) -> str:
+    """'GD', 'GD and SGD', 'GD, SGD and momentum'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def animate_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float, float],
-                  ylim: tuple[float, float], frames: int = 60, interval: int = 80) -> HTML:
+                  ylim: tuple[float, float], frames: int = 60, interval: int = 80,
+                  alt: str | None = None) -> HTML:
     """An animation of ``plot_paths``: the iterates appear step by step. Returns IPython HTML.
 
     Frame k shows every path up to the same step ``s_k``, with ``s_0 = 0, ..., s_{F-1} = T-1``
     evenly spaced (``F = min(frames, T)``, T the longest path), so methods race fairly and a
     long run still makes a short animation. ``FuncAnimation(...).to_jshtml()`` embeds the
     frames in the page, so it plays in the static site without a kernel (its buttons are
-    Unicode symbols, not web-font icons, so they show offline too). The frames are small
-    JPEGs (3.6 x 2.9 in at 72 dpi): 60 of them take 0.6 to 0.9 MB.
+    inline SVG, not web-font icons, so they show offline and with any font). The frames are
+    PNGs with 64 colours, as wide as the book's other figures (6.4 x 4.4 in at 100 dpi,
+    640 px): about 45 kB a frame in the page. ``alt``
+    describes the animation for screen readers; by default it names the methods and steps.
     """
     from IPython.display import HTML  # imported here: plotting a still needs no IPython
 
@@ -229,16 +288,20 @@ def animate_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float,
     num_steps = max(len(p) for p in arrays)
     steps = np.unique(np.linspace(0, num_steps - 1, min(frames, num_steps)).round().astype(int))
 
-    fig, ax = plt.subplots(figsize=(3.6, 2.9), dpi=72)
+    if alt is None:
+        alt = (f"Animation of {_names(list(paths))} descending the loss contours, "
+               f"step 0 to {steps[-1]}, with a slider and play buttons")
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
     contour(objective, xlim, ylim, ax=ax)
-    lines = [ax.plot([], [], "o-", color=_color(i), ms=2.5, lw=1.2, label=name)[0]
+    lines = [ax.plot([], [], "o-", color=_color(i), ms=4, lw=1.5, label=name)[0]
              for i, name in enumerate(paths)]
     _mark_starts(ax, arrays)
     _mark_w_star(objective, ax)
     # legend above the axes, not inside: a legend inside would hide part of some path
     ax.legend(handles=lines, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
-              ncols=min(len(lines), 2), fontsize="x-small")  # 2 columns: long names fit
-    counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize="x-small",
+              ncols=min(len(lines), 3), fontsize="medium")  # 3 columns: long names fit
+    counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize="medium",
                       bbox=dict(boxstyle="round", fc="white", ec="none", alpha=0.8))
     fig.tight_layout()
 
@@ -252,10 +315,9 @@ def animate_paths(objective, paths: Mapping[str, np.ndarray], xlim: tuple[float,
         return [*lines, counter]
 
     anim = FuncAnimation(fig, draw, frames=len(steps), interval=interval, repeat=False)
-    # JPEG frames: for busy pictures (several zig-zagging paths) they are half the size of PNG
     try:
-        with plt.rc_context({"animation.frame_format": "jpeg"}):
-            html = _offline_controls(anim.to_jshtml(default_mode="once"))
+        with plt.rc_context({"animation.frame_format": "png"}):
+            html = _offline_controls(_fewer_colors(anim.to_jshtml(default_mode="once")), alt)
     finally:
         plt.close(fig)  # otherwise the notebook also shows the last frame as a static figure
     return HTML(html)

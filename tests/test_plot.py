@@ -1,5 +1,9 @@
 """sgdkit.plot: runs on Agg, returns Axes / HTML, fixed colours, small offline animations."""
 
+import base64
+import io
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: the tests must run without a display
@@ -185,13 +189,34 @@ def test_animate_paths_html_is_small_offline_and_closes_its_figure():
     assert isinstance(html, HTML)
     assert plt.get_fignums() == open_before  # no static copy left for the notebook to show
     text = html.data
-    assert text.count("data:image/jpeg;base64") == 60  # subsampled to 60 frames
+    assert text.count("data:image/png;base64") == 60  # subsampled to 60 frames
     for control in ["anim-slider", "play_animation", "pause_animation", 'value="once"']:
         assert control in text
     assert 'value="once" id' in text and "checked" in text.split('value="once"')[1][:80]
     assert "font-awesome" not in text and 'class="fa ' not in text  # no CDN icons
+    assert text.count("<svg") == 9 and "&#x23" not in text  # no symbols Debian's fonts lack
+    assert re.search(r'<img id="_anim_img\w+" alt="Animation of GD, slow and short [^"]+">',
+                     text)
+    assert re.search(r'class="anim-slider" aria-label="[^"]+"', text)  # a labelled slider
+    assert "input[type=range].anim-slider { width: 100%" in text  # it shrinks to a phone
+    width, height = first_frame_size(text)
+    assert (width, height) == (640, 440)  # as wide as the book's other figures
     size = len(text.encode())
-    assert size < 1.5e6, f"animation HTML is {size / 1e6:.2f} MB; keep it under 1.5 MB"
+    assert size < 60 * 50e3, f"animation HTML is {size / 1e6:.2f} MB; keep it under 50 kB a frame"
+
+
+def first_frame_size(html: str) -> tuple[int, int]:
+    from PIL import Image
+
+    data = re.search(r"data:image/png;base64,([A-Za-z0-9+/=\\\n]+)", html).group(1)
+    return Image.open(io.BytesIO(base64.b64decode(data.replace("\\\n", "")))).size
+
+
+def test_animation_alt_text_can_be_given():
+    bowl = Bowl()
+    html = plot.animate_paths(bowl, {"GD": gd_path(bowl, [1, 1], 0.1, 5)}, (-2, 2), (-2, 2),
+                              alt='GD "zig-zags" to the minimum').data
+    assert 'alt="GD &quot;zig-zags&quot; to the minimum"' in html
 
 
 def test_busy_animation_of_sgdkit_trajectories_stays_small():
@@ -202,9 +227,9 @@ def test_busy_animation_of_sgdkit_trajectories_stays_small():
     paths = {f"lr={lr}": optim.gd(bowl, w0, lr, 60) for lr in [0.05, 0.1, 0.19]}
     paths["lr=0.21"] = optim.gd(bowl, w0, 0.21, 300, stop_on_divergence=False)  # 0.21 > 2/L
     html = plot.animate_paths(bowl, paths, (-2, 2), (-2, 2))
-    assert html.data.count("data:image/jpeg;base64") == 60
+    assert html.data.count("data:image/png;base64") == 60
     size = len(html.data.encode())
-    assert size < 1.5e6, f"animation HTML is {size / 1e6:.2f} MB; keep it under 1.5 MB"
+    assert size < 60 * 50e3, f"animation HTML is {size / 1e6:.2f} MB; keep it under 50 kB a frame"
     ax = plot.plot_paths(bowl, paths, (-2, 2), (-2, 2))  # Trajectory objects work as paths
     np.testing.assert_array_equal(ax.get_lines()[0].get_xydata(), paths["lr=0.05"].path)
     curves = plot.loss_curves({name: t for name, t in paths.items()})
@@ -214,7 +239,7 @@ def test_busy_animation_of_sgdkit_trajectories_stays_small():
 def test_animate_paths_short_path_and_bad_frames():
     bowl = Bowl()
     html = plot.animate_paths(bowl, {"gd": gd_path(bowl, [1, 1], 0.1, 5)}, (-2, 2), (-2, 2))
-    assert html.data.count("data:image/jpeg;base64") == 6  # fewer steps than frames: one each
+    assert html.data.count("data:image/png;base64") == 6  # fewer steps than frames: one each
     with pytest.raises(ValueError, match="frames"):
         plot.animate_paths(bowl, {"gd": np.zeros((3, 2))}, (-1, 1), (-1, 1), frames=0)
     with pytest.raises(ValueError, match="empty"):
