@@ -183,6 +183,18 @@ def test_progress_bar_on_stdout_only_when_asked(capfd):
     assert err == "", "the bar must stay off stderr: nbgrader scores a test cell with stderr as 0"
 
 
+def test_progress_is_one_final_line_in_a_built_page(capfd, monkeypatch):
+    monkeypatch.setenv("SGDKIT_PROGRESS", "final")  # what the book's Sphinx extension sets
+    X, y = regression_data(n=32)
+    model = linear_model()
+    fit(model, F.mse_loss, torch.optim.SGD(model.parameters(), lr=0.1), (X, y), num_epochs=3,
+        batch_size=8, progress=True)
+    out, err = capfd.readouterr()
+    assert "\r" not in out and out.count("\n") == 1, f"not one line: {out!r}"
+    assert "100%" in out and "12/12" in out and "loss=" in out
+    assert err == ""
+
+
 def test_device_argument():
     X, y = regression_data(n=16)
     model = linear_model()

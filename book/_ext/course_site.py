@@ -6,8 +6,11 @@
 - the bibliography is a list of list items for screen readers (docutils writes
   ``role="list"`` around entries with the deprecated ``role="doc-biblioentry"``)
 - math in bibliography entries (``{$O(1/k^2)$}`` in a BibTeX title) is typeset
+- progress bars of ``sgdkit.train.fit`` print one final line in the executed pages (the
+  kernels inherit ``SGDKIT_PROGRESS=final``); live bars stay in Jupyter
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -50,6 +53,7 @@ def _bibliography_roles(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    os.environ.setdefault("SGDKIT_PROGRESS", "final")  # before any notebook executes
     app.connect("builder-inited", _static_files)
     app.connect("config-inited", _mathjax_not_in_tab_order)
     app.connect("doctree-resolved", _bibliography_math)
