@@ -1,21 +1,27 @@
 """Batch grading an instructor can trust: nbgrader, one submission at a time, in a sandbox.
 
     python -m sgdkit.grading ASSIGNMENT SUBMISSIONS --out DIR [--workers N] [--timeout S]
-                             [--memory MB] [--course DIR]
+                             [--job-timeout S] [--memory MB] [--processes N] [--course DIR]
 
 (``make grade ASSIGNMENT=... SUBMISSIONS=...``). ``SUBMISSIONS`` holds one folder or zip file per
 student. The command writes ``DIR/grades.csv`` (student, assignment, score, max_score, status,
 flags, message), ``DIR/feedback/<student>/<notebook>.html`` and ``DIR/logs/<student>.txt``; the
 scores come from nbgrader's own gradebook (``gradebook.db`` in the course directory), where the
-autograded notebooks also land for manual grading in formgrader.
+autograded notebooks also land for manual grading in formgrader. A second batch into the same
+``DIR`` merges: a regraded student's row replaces theirs, the others stay.
 
 Every submission ends in exactly one status:
 
 - ``graded``: nbgrader ran it to the end (the score may be anything, 0 included);
-- ``timeout``: a cell ran past the limit (the cells after an interrupted one still count), or
-  the whole job did (then nothing is scored);
-- ``kernel_died``: the student's kernel died (``os._exit``, a segfault, killing itself);
-- ``rejected``: nothing to grade (invalid JSON, missing or renamed notebook, no nbgrader cells).
+- ``timeout``: a cell ran past ``--timeout``, or the notebook's cells together past
+  ``--job-timeout``; the interrupted cell is named, the cells that finished keep their points
+  (only a job that would not stop at all scores nothing);
+- ``kernel_died``: the student's kernel died (``os._exit``, a segfault, killing itself, or
+  its job hit the memory or process limit);
+- ``rejected``: nothing to grade (invalid JSON, missing or renamed notebook, no nbgrader cells,
+  a damaged or oversized archive, a duplicate);
+- ``error``: the grader itself failed on this submission (the message holds the exception);
+  the batch went on.
 
 A test cell earns its points only if it ran without an error (stderr is fine) *and* the
 assignment's probes, run after the notebook and compared with the solution's outside the kernel,
@@ -23,8 +29,10 @@ agree (``probes.py``); a cell that passed while its probes disagree, and code or
 for the grading machinery, are flagged ``cheat_suspected``.
 
 How it is built: ``submissions.py`` (reading and checking), ``course.py`` (template and
-gradebook), ``batch.py`` (the parent), ``worker.py`` (forked jobs), ``sandbox.py`` (the kernel),
-``probes.py`` (verdicts outside the kernel), ``feedback.py`` (feedback without hidden tests).
+gradebook), ``batch.py`` (the parent), ``worker.py`` (forked jobs), ``limits.py`` (a cgroup
+per job), ``execute.py`` (time limits, bounded output), ``sandbox.py`` (the kernel, in
+bubblewrap), ``probes.py`` (verdicts outside the kernel), ``feedback.py`` (safe feedback without
+hidden tests), ``text.py`` (student ids, safe text and JSON).
 This file imports none of them until used: the sandbox and the workers start as
 ``python -m sgdkit.grading.<module>`` and stay light.
 """
@@ -33,7 +41,7 @@ import argparse
 import sys
 from collections import Counter
 
-STATUSES = ("graded", "timeout", "kernel_died", "rejected")
+STATUSES = ("graded", "timeout", "kernel_died", "rejected", "error")
 ROUTINE_FLAGS = {"needs_manual_grading", "output_truncated"}  # counted, not listed
 
 
@@ -47,6 +55,7 @@ def grade(assignment, submissions, out, **options):
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (0: the batch completed, 2: it could not run)."""
     from .course import GradingError
+    from .text import clean
 
     parser = argparse.ArgumentParser(
         prog="python -m sgdkit.grading",
@@ -57,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--course", default=".", help="course directory (nbgrader_config.py)")
     parser.add_argument("--workers", type=int, default=2, help="submissions graded at once")
     parser.add_argument("--timeout", type=float, default=120,
-                        help="wall-clock seconds per notebook (default 120)")
+                        help="wall-clock seconds per cell (default 120); a cell past it is "
+                        "interrupted, the others still count")
+    parser.add_argument("--job-timeout", type=float, default=600,
+                        help="wall-clock seconds for all cells of a submission together "
+                        "(default 600); cells that finished before it keep their points")
     parser.add_argument("--memory", type=int, default=2048,
-                        help="address-space limit of a student's kernel in MB (default 2048)")
+                        help="memory of a student's kernel and all it starts, tmpfs included, "
+                        "in MB (default 2048; per process where no cgroup can be made)")
+    parser.add_argument("--processes", type=int, default=256,
+                        help="processes and threads per job (default 256)")
     parser.add_argument("--isolation", choices=["auto", "root", "userns", "none"],
                         default="auto", help="force a weaker sandbox (for testing)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results, isolation = grade(args.assignment, args.submissions, args.out,
                                    course=args.course, workers=args.workers,
-                                   timeout=args.timeout, memory_mb=args.memory,
+                                   timeout=args.timeout, job_timeout=args.job_timeout,
+                                   memory_mb=args.memory, processes=args.processes,
                                    isolation=args.isolation, progress=not args.no_progress)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -79,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print("flags: " + ", ".join(f"{n} {flag}" for flag, n in sorted(flags.items())))
     for r in results:  # the ones an instructor should look at
         if r.status != "graded" or set(r.flags) - ROUTINE_FLAGS:
-            print(f"  {r.student}: {r.status} [{','.join(r.flags)}] {r.message[:160]}")
+            print(f"  {r.student}: {r.status} [{','.join(r.flags)}] {clean(r.message, 160)}")
     print(f"grades: {args.out}/grades.csv  feedback: {args.out}/feedback/  logs: {args.out}/logs/")
     return 0
 

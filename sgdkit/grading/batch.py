@@ -8,7 +8,14 @@
    or dies, so nothing a student does can stop the batch;
 4. as results arrive, merge them into the real gradebook (only this process writes it), and copy
    the autograded notebooks and feedback into the course (for formgrader) and ``OUT/feedback``;
-5. write ``OUT/grades.csv`` and ``OUT/logs/<student>.txt``; return one ``Result`` per student.
+5. write ``OUT/logs/<student>.txt`` and, after every result, ``OUT/grades.csv`` (atomically:
+   a new file renamed over the old one, so a killed batch leaves every finished grade, never
+   half a row). Rows already in ``OUT/grades.csv`` stay unless this batch regrades their
+   student; return one ``Result`` per student.
+
+Anything that goes wrong with one submission, a bug of the grader's included, ends as that
+student's row (status ``error`` with the exception, when nothing else fits); every text taken
+from a student passes through ``text.clean`` before it is stored.
 """
 
 import csv
@@ -29,13 +36,15 @@ from pathlib import Path
 
 import nbformat
 
-from . import probes, sandbox
+from . import limits, probes, sandbox
 from .course import GradingError, Template, extensions, find_course, make_template, record, register
 from .submissions import Submission, discover
+from .text import clean, load_json
 from .worker import hunt
 
 COLUMNS = ("student", "assignment", "score", "max_score", "status", "flags", "message")
-SLACK_S = 30  # per job, on top of the per-notebook limit: kernel start, nbgrader, feedback
+SLACK_S = 60  # per job, on top of its limits: kernel start, nbgrader, feedback
+MAX_REPLY_BYTES = 64_000_000  # a worker's reply (probe records included)
 
 
 @dataclass
@@ -52,7 +61,7 @@ class Result:
         score = "" if self.score is None else f"{self.score:g}"
         return dict(student=self.student, assignment=self.assignment, score=score,
                     max_score=f"{self.max_score:g}", status=self.status,
-                    flags=";".join(self.flags), message=self.message)
+                    flags=";".join(self.flags), message=clean(self.message, 2000))
 
 
 class Worker:
@@ -74,9 +83,9 @@ class Worker:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
             ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            line = self.proc.stdout.readline() if ready else b""
-            return json.loads(line) if line else None
-        except (OSError, ValueError):
+            line = self.proc.stdout.readline(MAX_REPLY_BYTES) if ready else b""
+            return load_json(line, MAX_REPLY_BYTES, 256) if line else None
+        except (OSError, ValueError, RecursionError):
             return None
 
     def stop(self, graceful: bool = True) -> None:
@@ -97,11 +106,13 @@ class Worker:
 
 class Batch:
     def __init__(self, course, assignment, submissions, out, workers, timeout, memory_mb,
-                 mode, progress):
+                 mode, progress, job_timeout=600, processes=256, cgroups=""):
         self.course, self.assignment = course, assignment
         self.submissions, self.out = submissions, out
         self.workers, self.timeout, self.memory_mb = workers, timeout, memory_mb
+        self.job_timeout, self.processes, self.cgroups = job_timeout, processes, cgroups
         self.mode, self.progress = mode, progress
+        self.rows = {}  # (student, assignment) -> row of OUT/grades.csv
         self.tmp = Path(tempfile.mkdtemp(prefix="sgdkit-grading-"))
         self.tmp.chmod(0o711)
         self.template: Template | None = None
@@ -113,7 +124,7 @@ class Batch:
         self.feedback_dir = course.root / coursedir.feedback_directory
 
     # -- jobs -------------------------------------------------------------------------------
-    def job(self, sub: Submission, warmup: bool | str = False) -> dict:
+    def job(self, sub: Submission, slot: int, warmup: bool | str = False) -> dict:
         """A job folder holding only this student's notebooks, and its description."""
         jd = self.tmp / "jobs" / f"{next(self.jobs):04d}-{sub.student}"
         submitted = jd / "course" / "submitted" / sub.student / self.assignment
@@ -132,16 +143,18 @@ class Batch:
         for path, mode in ((self.tmp / "jobs", 0o711), (jd, 0o711), (jd / "course", 0o700)):
             path.chmod(mode)
         keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
-        hide = {self.course.root, self.submissions, self.out, self.tmp, Path.home(),
-                *map(Path, ("/tmp", "/var/tmp", "/dev/shm", "/root", "/home"))}
-        cells = sum(2 if name in self.template.probes else 1 for name in sub.notebooks)
-        deadline = SLACK_S + self.timeout * max(1, cells)  # the probe cell has a limit too
+        probe_cells = sum(len(probes.probe_cells(self.template.probes[name], release))
+                          for name, release in self.template.releases.items()
+                          if name in self.template.probes)
+        deadline = SLACK_S + self.job_timeout + self.timeout * probe_cells
         token = uuid.uuid4().hex  # marks every process of the job (see worker.hunt)
         self.tokens.append(token)
         return {"assignment": self.assignment, "student": sub.student, "job_dir": str(jd),
                 "source_dir": str(self.template.source.parent), "timeout": self.timeout,
+                "job_timeout": self.job_timeout, "processes": self.processes,
+                "cgroups": bool(self.cgroups), "slot": slot,
                 "memory_mb": self.memory_mb, "mode": self.mode, "token": token,
-                "hide": sorted(str(p) for p in hide if str(p) != "/"), "keep_ro": keep,
+                "keep_ro": keep,
                 "startup": self.template.startup, "deadline": deadline, "warmup": warmup,
                 "extension_s": self.extensions.get(sub.student),
                 "reference": None if warmup == "reference" else self.reference}
@@ -156,7 +169,7 @@ class Batch:
             self.started.append(worker)
         notebooks = self.template.solutions if reference else self.template.releases
         first = Submission(f"_warmup{index}", "warm-up", dict(notebooks))
-        job = self.job(first, warmup="reference" if reference else True)
+        job = self.job(first, index, warmup="reference" if reference else True)
         reply = worker.ask(job, timeout=job["deadline"] + 90)  # + importing nbgrader
         if reference and reply and reply.get("status") == "graded":
             self.reference = self.check_reference(reply)
@@ -191,9 +204,9 @@ class Batch:
 
     def run_job(self, idle: queue.Queue, sub: Submission) -> tuple:
         """Grade one submission on the next free worker (run in a thread)."""
-        job = self.job(sub)
         worker = idle.get()
         try:
+            job = self.job(sub, worker.index)
             reply = worker.ask(job, timeout=job["deadline"] + 30)
             if reply is None and not self.stopping:  # the worker hung or died: replace it
                 worker.stop(graceful=False)
@@ -206,26 +219,47 @@ class Batch:
     def finish(self, sub: Submission, job: dict, reply: dict | None) -> Result:
         """Status of one graded job; its grades into the gradebook, its files into place."""
         jd = Path(job["job_dir"])
-        found = jd / "result.json"
-        done = json.loads(found.read_text()) if found.exists() else None
+        found, failed = jd / "result.json", jd / "error.txt"
+        done = load_json(found.read_text(), MAX_REPLY_BYTES, 256) if found.exists() else None
+        hit = set((reply or {}).get("limits_hit", []))
         if reply is None:
             status, message, done = "kernel_died", "the grading worker died; rerun to retry", None
-        elif reply["timed_out"]:
+        elif reply.get("timed_out"):
             status, done = "timeout", None
-            message = (f"grading ran past its wall-clock limit of {job['deadline']:g} s "
-                       f"({self.timeout:g} s per notebook, and per probe cell, + {SLACK_S} s) and "
-                       "was stopped; "
-                       "nothing was scored")
+            message = (f"grading ran past its hard limit of {job['deadline']:g} s (the job "
+                       f"limit, {self.timeout:g} s per probe cell and {SLACK_S} s) and was "
+                       "stopped; nothing was scored")
+        elif done is None and failed.exists():
+            status = "error"
+            message = f"the grader failed on this submission: {failed.read_text()[:500]}"
         elif done is None:
             status = "kernel_died"
-            message = f"the grading job ended without a result (exit {reply['exit']}); rerun"
+            message = f"the grading job ended without a result (exit {reply.get('exit')}); rerun"
         else:
             status, message = done["status"], done["message"]
+        if done is None and hit:
+            what = {"memory": f"its memory limit ({self.memory_mb} MB for the kernel and all "
+                              "it started, tmpfs included)",
+                    "processes": f"its limit of {self.processes} processes"}
+            message = f"the job hit {' and '.join(what[h] for h in sorted(hit))}; " + message
         graded = done is not None and done["scored"]  # nbgrader ran it to the end
         flags = (done or {}).get("flags", []) + (["processes_killed"]
                                                    if (reply or {}).get("leftovers") else [])
+        flags += [{"memory": "memory_limit", "processes": "process_limit"}[h] for h in hit]
         return self.store(sub, status, message, flags, jd if graded else None,
                           (done or {}).get("log", ""))
+
+    def settle(self, sub: Submission, outcome) -> Result:
+        """finish() or store() for one submission; whatever fails becomes its "error" row."""
+        try:
+            return outcome()
+        except Exception as err:
+            message = f"the grader failed on this submission: {type(err).__name__}: {err}"
+            try:
+                return self.store(sub, "error", message, [], None)
+            except Exception:
+                return Result(sub.student, self.assignment, None, self.template.max_score,
+                              "error", [], clean(message, 500))
 
     def store(self, sub: Submission, status: str, message: str, flags: list,
               graded: Path | None, log: str = "") -> Result:
@@ -239,9 +273,36 @@ class Batch:
         if late:
             message = "; ".join(m for m in (message, f"late: {late[0]:g} points deducted") if m)
         self.publish(sub.student, graded)
-        text = "; ".join(m for m in (sub.message, message) if m)
-        (self.out / "logs" / f"{sub.student}.txt").write_text(f"{status}: {text}\n\n{log}")
+        text = clean("; ".join(m for m in (sub.message, message) if m))
+        log_file = self.out / "logs" / f"{sub.student}.txt"
+        log_file.write_text(f"{status}: {text}\n\n{clean(log)}", encoding="utf-8")
         return Result(sub.student, self.assignment, score, max_score, status, flags, text)
+
+    def write_grades(self, result: Result | None = None) -> None:
+        """OUT/grades.csv with result's row added or replaced, written atomically."""
+        if result is not None:
+            self.rows[(result.student, result.assignment)] = result.row()
+        path = self.out / "grades.csv"
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".grades-", suffix=".csv")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(row for _, row in sorted(self.rows.items()))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+
+    def read_grades(self) -> None:
+        """The rows of an earlier batch into the same OUT (kept unless regraded)."""
+        path = self.out / "grades.csv"
+        if not path.exists():
+            return
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or set(COLUMNS) - set(reader.fieldnames):
+                raise GradingError(f"{path} is not a grades.csv of this command; choose another "
+                                   "--out (or move that file away)")
+            for row in reader:
+                self.rows[(row["student"], row["assignment"])] = {k: row[k] for k in COLUMNS}
 
     def publish(self, student: str, jd: Path | None) -> None:
         """Autograded notebooks and feedback into the course and OUT/feedback (or none)."""
@@ -275,6 +336,7 @@ class Batch:
             subs = discover(self.submissions, self.template.releases)
             self.extensions = extensions(self.course, self.assignment)
             (self.out / "logs").mkdir(parents=True, exist_ok=True)
+            self.read_grades()
             bar = tqdm(total=len(subs), desc=f"grading {self.assignment}", unit="submission",
                        disable=not self.progress, file=sys.stderr)
             todo = [s for s in subs if s.status != "rejected"]
@@ -285,14 +347,18 @@ class Batch:
             register(self.course, self.template, self.assignment)  # meanwhile, here
             for sub in subs:
                 if sub.status == "rejected":
-                    results.append(self.store(sub, "rejected", "", [], None))
+                    results.append(self.settle(sub, lambda s=sub: self.store(s, "rejected", "",
+                                                                             [], None)))
+                    self.write_grades(results[-1])
                     bar.update()
             idle = queue.Queue()
             for future in warming:
                 idle.put(future.result())
-            futures = [pool.submit(self.run_job, idle, sub) for sub in todo]
+            futures = {pool.submit(self.run_job, idle, sub): sub for sub in todo}
             for future in as_completed(futures):
-                results.append(self.finish(*future.result()))
+                sub = futures[future]
+                results.append(self.settle(sub, lambda f=future: self.finish(*f.result())))
+                self.write_grades(results[-1])
                 bar.update()
             bar.close()
         finally:  # also on Ctrl-C: no worker, job or kernel outlives the command
@@ -303,19 +369,19 @@ class Batch:
             hunt(*self.tokens)  # what a job in mode none may have left behind
             shutil.rmtree(self.tmp, ignore_errors=True)
         results.sort(key=lambda r: r.student)
-        with open(self.out / "grades.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(r.row() for r in results)
+        self.write_grades()
         return results
 
 
 def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
-          timeout: float = 120, memory_mb: int = 2048, isolation: str = "auto",
+          timeout: float = 120, job_timeout: float = 600, memory_mb: int = 2048,
+          processes: int = 256, isolation: str = "auto",
           progress: bool = True) -> tuple[list[Result], str]:
-    """Grade every submission of assignment; returns (results, the isolation line)."""
-    if workers < 1 or timeout <= 0 or memory_mb < 256:
-        raise GradingError("--workers must be >= 1, --timeout > 0 and --memory >= 256 (MB)")
+    """Grade every submission of assignment; returns (results, the isolation and limits
+    lines). timeout: seconds per cell; job_timeout: seconds for all of a notebook's cells."""
+    if workers < 1 or timeout <= 0 or job_timeout <= 0 or memory_mb < 128 or processes < 16:
+        raise GradingError("--workers must be >= 1, --timeout and --job-timeout > 0, "
+                           "--memory >= 128 (MB) and --processes >= 16")
     bin_dir = str(Path(sys.executable).parent)  # nbgrader runs `alembic` for new gradebooks
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -332,7 +398,9 @@ def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
                            f"(found: {', '.join(known) or 'none'})")
     out.mkdir(parents=True, exist_ok=True)
     mode = sandbox.probe() if isolation == "auto" else isolation
-    line = sandbox.describe(mode, memory_mb, timeout)
+    cgroups = limits.available(processes, memory_mb) if mode != "none" else ""
+    line = (f"{sandbox.describe(mode)}\nlimits: {limits.describe(cgroups, processes, memory_mb)}"
+            f"; {timeout:g} s per cell, {job_timeout:g} s per notebook")
     batch = Batch(found, assignment, submissions, out, workers, timeout, memory_mb, mode,
-                  progress)
+                  progress, job_timeout, processes, cgroups)
     return batch.run(), line

@@ -11,8 +11,20 @@ hidden tests that failed. ``HideHiddenTests`` runs last in ``GenerateFeedback.pr
   cells it sees run).
 
 A line counts as hidden when it is at least 8 characters long once stripped and appears nowhere
-outside the hidden regions. The grading command sets this up; an instructor can do the same for
-plain ``nbgrader generate_feedback`` with, in ``nbgrader_config.py``::
+outside the hidden regions.
+
+It also makes the page safe to open, whatever the student wrote or printed:
+
+- a test cell shows its verdict only: the test's own error (type and message) when it failed,
+  nothing when it passed; whatever the student's code printed or displayed while the test ran
+  is dropped;
+- a markdown cell the student wrote (the written answer) is shown verbatim, as text in a code
+  block: no HTML, scripts, images or fake headings render from it;
+- other outputs keep only plain text and PNG/JPEG images (no HTML, SVG, JavaScript, Markdown
+  or LaTeX representations), and ``HTMLExporter.sanitize_html`` is on for the rest.
+
+The grading command sets this up; an instructor can do the same for plain
+``nbgrader generate_feedback`` with, in ``nbgrader_config.py``::
 
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
@@ -27,10 +39,46 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests
 from traitlets import Bool
 
+from .text import clean
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MIN_LINE = 8
 REMOVED = "[output removed from the feedback: it quoted hidden test code]\n"
 NOT_SHOWN = "# (hidden tests: not shown in the feedback)"
+SAFE_DATA = ("text/plain", "image/png", "image/jpeg")
+
+
+def verbatim(text: str) -> str:
+    """Markdown that shows text as it is (a fence longer than any run of backticks in it)."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _is_test(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("grade") and not meta.get("solution") and cell.cell_type == "code")
+
+
+def safe(cell) -> None:
+    """Outputs and markdown of one cell reduced to what renders safely (module docstring)."""
+    if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+        cell.source = verbatim(cell.source)
+    if cell.cell_type != "code":
+        return
+    if _is_test(cell):
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        cell.outputs = [new_output("error", ename=clean(e.get("ename", ""), 200),
+                                   evalue=clean(e.get("evalue", ""), 2000),
+                                   traceback=[clean(line, 4000) for line in
+                                              e.get("traceback", [])[-20:]])
+                        for e in errors[-1:]]
+        return
+    for output in cell.outputs:
+        if "data" in output:
+            output.data = {k: v for k, v in output.data.items() if k in SAFE_DATA}
+            output.metadata = {}
+        if "text" in output:
+            output.text = clean(output.text)
 
 
 def _split(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
@@ -96,5 +144,6 @@ class HideHiddenTests(Preprocessor):
                 kept.append(output)
             if "outputs" in cell:
                 cell.outputs = kept
+            safe(cell)
         type(self).removed += leaks
         return nb, resources

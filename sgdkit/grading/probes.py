@@ -34,9 +34,12 @@ import io
 import json
 import re
 
+from .text import clean, load_json
+
 RECORD = "@sgdkit-probe "
 CELL_ID = "sgdkit-probes"  # the id of the appended cell
 RTOL, ATOL = 1e-4, 1e-6  # defaults: float32 answers pass, wrong ones do not
+MAX_RECORD_BYTES = 4_000_000  # one record line; longer ones are not read (nothing recorded)
 ONLY = None  # run the probes of this test cell only (set by each appended cell)
 
 
@@ -121,12 +124,12 @@ def take(nb) -> tuple[list, dict]:
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
                 for line in output.get("text", "").split("\n"):
                     if line.startswith(RECORD):
-                        try:
-                            records.append(json.loads(line[len(RECORD):]))
+                        try:  # bounded: the student's code shaped it (a 980-deep list...)
+                            records.append(load_json(line[len(RECORD):], MAX_RECORD_BYTES))
                         except ValueError:
                             pass
             elif output.get("output_type") == "error":
-                errors[only] = f"{output.get('ename')}: {output.get('evalue', '')}"[:200]
+                errors[only] = clean(f"{output.get('ename')}: {output.get('evalue', '')}", 200)
     return records, errors
 
 

@@ -2,8 +2,10 @@
 
 ``SUBMISSIONS`` holds one folder or one zip file per student, as learning-management systems
 export them (and as ``nbgrader collect`` leaves them in ``submitted/``); the student id is the
-folder name or the zip's stem. Only the assignment's notebooks are taken from it, found by name
-at any depth; nothing else a student sent (an extra ``numpy.py``, data, links) is ever copied.
+folder name or the zip's stem, made file-name safe by an injective encoding (``text.student_id``:
+``李娜`` stays ``李娜``, ``Ada Lovelace`` becomes ``Ada~20Lovelace``). Only the assignment's
+notebooks are taken from it, found by name at any depth; nothing else a student sent (an
+extra ``numpy.py``, data, links) is ever copied.
 
 Nothing here runs student code. Each notebook is parsed as JSON, read as a notebook, then its
 nbgrader metadata is compared with the released student version:
@@ -27,6 +29,7 @@ the submission, with a message saying what to do.
 import importlib.util
 import json
 import re
+import struct
 import sys
 import warnings
 import zipfile
@@ -35,8 +38,11 @@ from pathlib import Path
 
 import nbformat
 
-MAX_NOTEBOOK_MB = 50
-MAX_FILES = 5000
+from .text import clean, student_id
+
+MAX_NOTEBOOK_MB = 20  # parsing one takes the parent about 25 times that (500 MB) at most
+MAX_FILES = 5000  # entries of a zip (checked before the zip is opened) or files in a folder
+MAX_ARCHIVE_MB = 200  # uncompressed size of the files taken from one zip, together
 SKIP_PARTS = {".ipynb_checkpoints", "__MACOSX"}
 META_KEYS = ("grade", "solution", "locked", "task", "points", "schema_version")
 # what `nbgrader collect` leaves next to a notebook: the submission time (late penalties) and
@@ -74,12 +80,6 @@ class Submission:
         return self
 
 
-def student_id(name: str) -> str:
-    """A safe nbgrader student id from a folder or zip name ('Ada Lovelace' -> 'Ada_Lovelace')."""
-    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", name).strip("._") or "unnamed"
-    return safe[:100]
-
-
 def suspicious(nb, release) -> list[str]:
     """What the student's code (cells not in the released notebook) reaches for."""
     given = {cell.source for cell in release.cells}
@@ -100,19 +100,41 @@ def shadowing(names) -> list[str]:
     return sorted(found)
 
 
+def zip_entries(path: Path) -> int:
+    """The number of entries a zip declares, read from its end record without opening it
+    (opening a zip of a million entries costs a gigabyte); -1 when there is no end record."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 65557))
+        tail = f.read()
+    end = tail.rfind(zipfile.stringEndArchive)
+    if end < 0 or len(tail) - end < zipfile.sizeEndCentDir:
+        return -1
+    count = struct.unpack(zipfile.structEndArchive, tail[end:end + zipfile.sizeEndCentDir])[4]
+    return size if count == 0xFFFF else count  # zip64: at most one entry per byte
+
+
 def _files(entry: Path) -> dict:
     """{relative path: loader} of the .ipynb files (and EXTRAS) in a student's folder or zip."""
     found = {}
     if entry.is_dir():
-        paths = sorted(p for p in entry.rglob("*") if p.suffix in (".ipynb", ".py")
-                       or p.name in EXTRAS)
-        for path in paths[:MAX_FILES]:
+        paths = []
+        for path in entry.rglob("*"):
+            if len(paths) >= MAX_FILES:
+                raise ValueError(f"holds more than {MAX_FILES} files")
+            if path.suffix in (".ipynb", ".py") or path.name in EXTRAS:
+                paths.append(path)
+        for path in sorted(paths):
             parts = set(path.relative_to(entry).parts)
             if not parts & SKIP_PARTS and path.is_file() and not path.is_symlink():
                 found[str(path.relative_to(entry))] = path
         return found
+    if zip_entries(entry) > MAX_FILES:
+        raise ValueError(f"holds more than {MAX_FILES} entries")
+    total = 0
     with zipfile.ZipFile(entry) as archive:
-        for info in archive.infolist()[:MAX_FILES]:
+        for info in archive.infolist():
             parts = Path(info.filename).parts
             is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
             wanted = (info.filename.endswith((".ipynb", ".py"))
@@ -120,6 +142,9 @@ def _files(entry: Path) -> dict:
             if (wanted and not info.is_dir() and not is_link
                     and not set(parts) & SKIP_PARTS and ".." not in parts):
                 found[info.filename] = info
+                total += info.file_size
+    if total > MAX_ARCHIVE_MB * 1024 * 1024:
+        raise ValueError(f"unpacks to more than {MAX_ARCHIVE_MB} MB")
     return found
 
 
@@ -132,8 +157,19 @@ def _read(entry: Path, source) -> bytes:
         return source.read_bytes()
     if source.file_size > limit:
         raise ValueError(f"is over {MAX_NOTEBOOK_MB} MB")
-    with zipfile.ZipFile(entry) as archive:
-        return archive.read(source)
+    with zipfile.ZipFile(entry) as archive, archive.open(source) as member:
+        data = member.read(limit + 1)  # a wrong declared size cannot make it read more
+    if len(data) > limit:
+        raise ValueError(f"is over {MAX_NOTEBOOK_MB} MB")
+    return data
+
+
+def _unreadable(err: Exception) -> str:
+    """Why a damaged or unusual zip entry cannot be read, in words."""
+    kinds = {RuntimeError: "an encrypted entry", NotImplementedError: "an unsupported "
+             "compression method (save it as a plain zip)", zipfile.BadZipFile: "damaged"}
+    what = next((w for kind, w in kinds.items() if isinstance(err, kind)), "damaged")
+    return f"cannot be read ({what}: {clean(err, 120)})"
 
 
 def _extra(entry: Path, source, name: str, notes: list) -> str:
@@ -220,14 +256,18 @@ def repair(nb, release) -> list[str]:
 
 def load(entry: Path, releases: dict) -> Submission:
     """Read and check one student's submission (a folder or a zip file)."""
-    sub = Submission(student_id(entry.stem if entry.is_file() else entry.name), entry.name)
-    if entry.is_symlink() or not (entry.is_dir() or entry.suffix.lower() == ".zip"):
-        return sub.reject(f"{entry.name} is neither a folder nor a .zip file: put each "
+    is_zip = entry.suffix.lower() == ".zip" and entry.is_file()
+    name = clean(entry.name)
+    sub = Submission(student_id(entry.stem if is_zip else entry.name), name)
+    if entry.is_symlink() or not (entry.is_dir() or is_zip):
+        return sub.reject(f"{name} is neither a folder nor a .zip file: put each "
                           "student's files in a folder (or zip) named after the student")
     try:
         files = _files(entry)
-    except (zipfile.BadZipFile, OSError) as err:
-        return sub.reject(f"{entry.name} cannot be opened ({err}): ask for it again")
+    except ValueError as err:
+        return sub.reject(f"{name} {err}: it was not graded; ask for the notebook alone")
+    except Exception as err:  # zipfile.BadZipFile, OSError, ...: a damaged archive
+        return sub.reject(f"{name} cannot be opened ({clean(err, 200)}): ask for it again")
     notes = []
     for name, release in releases.items():
         wanted = f"{name}.ipynb"
@@ -238,7 +278,13 @@ def load(entry: Path, releases: dict) -> Submission:
         if not matches:
             continue
         try:
-            nb = parse(_read(entry, files[matches[0]]), wanted)
+            raw = _read(entry, files[matches[0]])
+        except ValueError as err:
+            return sub.reject(f"{wanted} {err}: ask for it without outputs (Clear All Outputs)")
+        except Exception as err:  # zlib.error, RuntimeError, NotImplementedError, BadZipFile
+            return sub.reject(f"{wanted} in {name} {_unreadable(err)}: ask for it again")
+        try:
+            nb = parse(raw, wanted)
         except ValueError as err:
             return sub.reject(f"{err}; ask the student to open it in Jupyter, save and resubmit")
         found = repair(nb, release)
@@ -284,15 +330,27 @@ def load(entry: Path, releases: dict) -> Submission:
 
 
 def discover(folder: Path, releases: dict) -> list[Submission]:
-    """Every student's submission in folder, checked; duplicate student ids are rejected."""
-    subs, seen = [], set()
+    """Every student's submission in folder, checked. A true duplicate (a folder and a zip of
+    the same name) is rejected, every copy, naming all of them. Nothing about one entry stops
+    the others."""
+    subs = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or entry.name in SKIP_PARTS:
             continue
-        sub = load(entry, releases)
-        if sub.student in seen:
-            sub.reject(f"a second submission for student {sub.student} ({entry.name}); keep one")
-            sub.student = f"{sub.student}~{entry.name}"
-        seen.add(sub.student)
+        try:
+            sub = load(entry, releases)
+        except Exception as err:  # a bug of ours, or something unforeseen: this entry only
+            sub = Submission(student_id(entry.name), clean(entry.name)).reject(
+                f"could not be read: {type(err).__name__}: {clean(err, 200)}")
         subs.append(sub)
+    by_id = {}
+    for sub in subs:
+        by_id.setdefault(sub.student, []).append(sub)
+    for student, copies in by_id.items():
+        for i, sub in enumerate(copies if len(copies) > 1 else []):
+            sub.reject(f"{' and '.join(c.origin for c in copies)} are all submissions of "
+                       f"student {student}: keep one and grade again")
+            sub.flags = []
+            if i:  # one row per entry; the first keeps the id
+                sub.student = f"{student}~~duplicate{i}"
     return subs

@@ -6,12 +6,16 @@ is graded. For each submission it forks
 
     worker ── C (own session; unshare(CLONE_NEWPID)) ── J (PID 1 of a new PID namespace)
 
-J runs nbgrader's own ``Autograde`` and ``GenerateFeedback`` converters on a private course
-holding only this student's notebook(s) and a copy of the template gradebook; the kernels they
-start go through ``sandbox.py``. When J ends, or the worker kills C at the wall-clock deadline,
-Linux kills every process left in J's namespace, whatever session or process group it made for
-itself. Without namespaces (mode ``none``) the worker kills C's process group and then every
-process that still carries the job's environment token.
+C first joins a cgroup made for this job (``limits.py``: processes, memory with tmpfs, CPU), so
+everything the job starts is counted against its own limits only. J runs nbgrader's own
+``Autograde`` and ``GenerateFeedback`` converters on a private course holding only this
+student's notebook(s) and a copy of the template gradebook; the kernels they start go through
+``sandbox.py``. Each cell has ``--timeout`` seconds and the student's cells together
+``--job-timeout`` (``execute.py``); past either, the cell is interrupted and the cells that
+finished keep their points. When J ends, or the worker kills C at the hard deadline, the
+worker kills the cgroup and Linux every process left in J's namespace. Without namespaces
+(mode ``none``) the worker kills C's process group and then every process that still carries
+the job's environment token.
 
 The parent (``batch.py``) talks to a worker in JSON lines over file descriptors that student
 code never inherits.
@@ -27,8 +31,9 @@ import time
 import traceback
 from pathlib import Path
 
-from . import probes, sandbox
+from . import execute, limits, probes, sandbox
 from .feedback import HideHiddenTests
+from .text import clean
 
 KERNEL_NAME = "sgdkit-sandbox"
 GRADER_MEMORY_MB = 4096  # address-space limit of J itself (nbgrader holds all kernel output)
@@ -52,12 +57,14 @@ def _config(base, job: dict):
     for name in ("submitted_directory", "autograded_directory", "feedback_directory"):
         setattr(cfg.CourseDirectory, name, name.split("_")[0])
     cfg.Execute.timeout = int(job["timeout"])
+    cfg.Execute.timeout_func = execute.Budget(job["timeout"], job["job_timeout"])
     cfg.Execute.kernel_name = KERNEL_NAME
     cfg.KernelManager.transport = "ipc"  # unix sockets in the job's runtime folder: no ports
     cfg.KernelManager.ip = str(Path(job["job_dir"]) / "runtime" / "kernel")
     cfg.OverwriteCells.add_missing_cells = True
     cfg.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
     cfg.HTMLExporter.template_name = "feedback"
+    cfg.HTMLExporter.sanitize_html = True
     return cfg
 
 
@@ -67,12 +74,10 @@ def _prepare(job: dict) -> None:
     runtime = jd / "runtime"
     for sub in ("runtime", "exits", "jupyter/kernels/" + KERNEL_NAME, "jupyter-config"):
         (jd / sub).mkdir(parents=True, exist_ok=True)
-    if sandbox.runs_as_nobody(job["mode"]):
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        os.chown(runtime, nobody.pw_uid, nobody.pw_gid)
-        os.chown(jd / "scratch", nobody.pw_uid, nobody.pw_gid)
+    uid = limits.SLOT_UID + job["slot"] if sandbox.switches_uid(job["mode"]) else None
+    if uid is not None:
+        os.chown(runtime, uid, uid)
+        os.chown(jd / "scratch", uid, uid)
     runtime.chmod(0o700)
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
@@ -81,7 +86,7 @@ def _prepare(job: dict) -> None:
            "MALLOC_ARENA_MAX": "2",  # fewer malloc arenas: far less address space per thread
            "NBGRADER_EXECUTION": "autograde", "SGDKIT_GRADING_JOB": job["token"]}
     isolated = job["mode"] in ("root", "userns")
-    spec = {"mode": job["mode"], "memory_mb": job["memory_mb"], "hide": job["hide"],
+    spec = {"mode": job["mode"], "memory_mb": job["memory_mb"], "uid": uid,
             "keep_ro": job["keep_ro"], "runtime_dir": str(runtime), "exit_dir": str(jd / "exits"),
             "files_dir": str(jd / "files"), "startup": job["startup"], "env": env,
             "home": "/tmp/home" if isolated else str(jd / "scratch" / "home")}
@@ -148,22 +153,33 @@ def classify(job: dict, ok: bool, text: str) -> tuple[str, str, list[str]]:
                     timeouts.append(f"{path.stem}:{cell}")
                 elif output.get("ename") == "MemoryError":
                     memory.append(cell)
-                elif "... Output truncated ..." in output.get("text", ""):
+                elif "Output truncated" in output.get("text", ""):
                     flags.append("output_truncated")
         if memory:
             flags.append("memory_limit")
         flags = sorted(set(flags))
+        budget = job.get("budget")
+        if timeouts and budget is not None and budget.limited:
+            return ("timeout", f"cell {', '.join(timeouts)} was interrupted: the notebook's "
+                    f"cells together ran past the job limit of {job['job_timeout']:g} s "
+                    f"(--job-timeout); the cells that finished keep their points", flags)
         if timeouts:
             return ("timeout", f"cell {', '.join(timeouts)} ran past the {job['timeout']:g} s "
-                    "limit and was interrupted; the cells after it ran and count", flags)
+                    "limit per cell and was interrupted; the cells after it ran and count",
+                    flags)
         message = f"MemoryError in cell {', '.join(memory)}" if memory else ""
         return "graded", message, flags
     if "DeadKernelError" in text or "Kernel died" in text:
-        ends = [json.loads(p.read_text() or "{}") for p in (jd / "exits").glob("*.json")]
+        ends = []
+        for path in (jd / "exits").glob("*.json"):
+            try:
+                ends.append(json.loads(path.read_text() or "{}"))
+            except ValueError:
+                pass
         codes = [e["exitcode"] for e in ends if e.get("exitcode", 0) != 0]
         how = "died"
         if codes and codes[0] < 0:
-            how = SIGNALS.get(-codes[0], f"was killed by signal {signal.Signals(-codes[0]).name}")
+            how = SIGNALS.get(-codes[0], f"was killed by signal {-codes[0]}")
         elif codes:
             how = f"exited with code {codes[0]} (os._exit, or code that killed its own process)"
         return ("kernel_died", f"the Python kernel {how} while running the notebook; nothing "
@@ -174,7 +190,7 @@ def classify(job: dict, ok: bool, text: str) -> tuple[str, str, list[str]]:
                 "was scored", flags)
     lines = [line for line in text.splitlines() if line.strip()]
     last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
-    return "rejected", f"nbgrader could not grade it: {last.strip()[:300]}", flags
+    return "error", f"nbgrader could not grade it: {clean(last.strip(), 300)}", flags
 
 
 def run_job(job: dict, base_config) -> dict:
@@ -185,7 +201,9 @@ def run_job(job: dict, base_config) -> dict:
 
     start = time.monotonic()
     _prepare(job)
+    execute.contain()
     cfg = _config(base_config, job)
+    job["budget"] = cfg.Execute.timeout_func
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id, coursedir.student_id = job["assignment"], job["student"]
     if job.get("extension_s"):  # granted in the real gradebook: late penalties must see it
@@ -246,14 +264,21 @@ def hunt(*tokens: str) -> int:
 
 
 def run_isolated(job: dict, base_config) -> dict:
-    """Fork C (and J), wait for them up to the job's deadline, then clean up everything."""
+    """Fork C (and J) in the job's cgroup, wait for them up to the job's deadline, then clean
+    up everything."""
     start = time.monotonic()
+    group = None
+    if job.get("cgroups"):
+        group = limits.Cgroup.create(f"sgdkit-{os.getpid()}-{job['token'][:12]}",
+                                     job["processes"], job["memory_mb"])
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
             sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker died: so do we
             os.setsid()
+            if group is not None:
+                group.add(os.getpid())
             import resource
 
             limit = max(GRADER_MEMORY_MB, 2 * job["memory_mb"]) * 1024 * 1024
@@ -263,14 +288,21 @@ def run_isolated(job: dict, base_config) -> dict:
                 child = os.fork()
                 if child == 0:
                     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
-                    run_job(job, base_config)
+                    try:
+                        run_job(job, base_config)
+                    except BaseException as err:
+                        traceback.print_exc()
+                        Path(job["job_dir"], "error.txt").write_text(
+                            f"{type(err).__name__}: {err}")
+                        os._exit(70)
                     os._exit(0)
                 code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
             else:
                 run_job(job, base_config)
                 code = 0
-        except BaseException:
+        except BaseException as err:  # a bug of the grader's: the parent reports it
             traceback.print_exc()
+            Path(job["job_dir"], "error.txt").write_text(f"{type(err).__name__}: {err}")
         finally:
             os._exit(code if code >= 0 else 128 - code)
     pidfd = os.pidfd_open(pid)
@@ -287,8 +319,12 @@ def run_isolated(job: dict, base_config) -> dict:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    hit = []
+    if group is not None:
+        hit = sorted(group.events())
+        group.remove()
     leftovers = hunt(job["token"])
-    return {"exit": code, "timed_out": not ready, "leftovers": leftovers,
+    return {"exit": code, "timed_out": not ready, "leftovers": leftovers, "limits_hit": hit,
             "seconds": round(time.monotonic() - start, 3)}
 
 
@@ -303,13 +339,14 @@ def main() -> None:
     base = PyFileConfigLoader("nbgrader_config.py", path=sys.argv[1]).load_config()
     for line in requests:
         request = json.loads(line)
-        if request.get("warmup"):
-            try:
+        try:
+            if request.get("warmup"):
                 reply = run_job(request, base)
-            except Exception:
-                reply = {"status": "error", "log": traceback.format_exc()}
-        else:
-            reply = run_isolated(request, base)
+            else:
+                reply = run_isolated(request, base)
+        except Exception:
+            reply = {"status": "error", "log": traceback.format_exc(), "exit": 70,
+                     "timed_out": False, "error": traceback.format_exc(limit=3)[-2000:]}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 
