@@ -79,9 +79,11 @@ def probe(cell: str, name: str, thunk, rtol: float = RTOL, atol: float = ATOL) -
     record = {"cell": cell, "name": name, "rtol": rtol, "atol": atol}
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            record["value"] = plain(thunk())
+            result = thunk()
+            record["value"] = plain(result)
     except Exception as err:
         record["error"] = f"{type(err).__name__}: {str(err)[:200]}"
+        record["not_numbers"] = "value" not in record and "result" in locals()
     except BaseException as err:  # interrupted (the cell timed out) or SystemExit: stop here
         record["error"] = f"{type(err).__name__}: {str(err)[:200]}"
         print(RECORD + json.dumps(record), flush=True)
@@ -216,9 +218,13 @@ def rescore(nb, reference: dict | None) -> dict:
         cells[grade_id] = {"points": points, "ran_ok": ran_ok, "problems": problems,
                            "score": points if ran_ok and not problems else 0.0}
         # a cell that passed although its probes disagree: the kernel's verdict was faked, or
-        # the check was skipped (unless the probe cell itself ended with an error, e.g. a timeout)
-        if ran_ok and problems and not (grade_id in errors and all("nothing recorded" in p
-                                                                   for p in problems)):
+        # the check was skipped (unless the probe cell itself ended with an error, e.g. a
+        # timeout). A student's function that raised on a probe's input failed honestly on an
+        # input the test did not try: no evidence of a trick (a result that is not numbers is).
+        honest = {f"{r.get('name')}: raised {r['error']}" for r in mine.get(grade_id, [])
+                  if "error" in r and not r.get("not_numbers")}
+        if ran_ok and set(problems) - honest and not (
+                grade_id in errors and all("nothing recorded" in p for p in problems)):
             suspect.append(f"{grade_id} passed in the kernel, but the grader's own check "
                            f"disagrees ({'; '.join(problems)[:300]})")
     return {"cells": cells, "records": mine, "suspect": suspect, "errors": errors}

@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 TMPFS_MB = 256  # size of the kernel's private /tmp and /dev/shm
 MAX_PROCESSES = 256  # RLIMIT_NPROC of the kernel's uid (one uid per worker slot)
@@ -54,6 +55,15 @@ def _check(ret: int, what: str) -> None:
 
 def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def own_proc() -> None:
+    """In the first process of a new PID and mount namespace: a /proc of its own (bwrap reads
+    its namespaces there; the host's /proc would show other pids)."""
+    _check(_libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
+           "mount --make-rprivate /")
+    _check(_libc.mount(b"proc", b"/proc", b"proc",
+                       ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None), "mount /proc")
 
 
 def prctl(option: int, arg: int) -> None:
@@ -74,14 +84,14 @@ def probe() -> str:
         pid = os.fork()
         if pid == 0:  # try in a throwaway child: unshare changes the caller
             try:
-                unshare(CLONE_NEWPID)
+                unshare(CLONE_NEWPID | CLONE_NEWNS)
                 os._exit(0)
             except OSError:
                 os._exit(1)
         if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:
             return "root"
     if works and shutil.which("unshare"):
-        cmd = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"]
+        cmd = ["unshare", "--user", "--map-root-user", "--pid", "--mount", "--fork", "true"]
         if subprocess.run(cmd, capture_output=True).returncode == 0:
             return "userns"
     return "none"
