@@ -169,6 +169,13 @@ probe("test_train_epoch", "train_epoch with MSELoss and a DataLoader (batches 8,
           torch.utils.data.TensorDataset(X_reg, y_reg), batch_size=8), nn.MSELoss(), 0.1,
           seed=24), **TOL)
 
+g_pub = torch.Generator().manual_seed(0)  # the public test's data and model
+X_pub, y_pub = torch.randn(50, 3, generator=g_pub), torch.randint(0, 3, (50,), generator=g_pub)
+probe("test_train_epoch", "train_epoch on the public test's data (batches 16, 16, 16, 2)",
+      lambda: train_once(lambda: nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3)),
+                         [(X_pub[i:i + 16], y_pub[i:i + 16]) for i in range(0, 50, 16)],
+                         nn.CrossEntropyLoss(), 0.5, seed=0), **TOL)
+
 
 # -- evaluate: the fraction classified correctly, in eval mode, without autograd --------------
 class ModeRecorder(nn.Module):
@@ -228,131 +235,67 @@ probe("test_evaluate", "evaluate, a batch-norm network, batches of one example",
                        [(X_eval[i:i + 1], y_eval[i:i + 1]) for i in range(41)]))
 
 
-# -- MySGD: step for step torch.optim.SGD, with every option, param groups, frozen layers -----
-X_opt = torch.randn(24, 5, generator=data_probe)
-y_opt = torch.randint(0, 2, (24,), generator=data_probe)
+# -- accumulate_step: one step with the whole batch's gradient, from micro-batches --------------
+def split(X, y, sizes):
+    out, start = [], 0
+    for size in sizes:
+        out.append((X[start:start + size], y[start:start + size]))
+        start += size
+    return out
 
 
-def opt_run(options, *, groups=None, freeze_first=False, num_steps=5, set_to_none=True,
-            scheduler=None):
-    """The parameters after each of num_steps steps of MySGD(params, **options) on a small
-    network, and the optimizer."""
-    torch.manual_seed(41)
-    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2))
-    if freeze_first:
-        model[0].requires_grad_(False)
-    params = model.parameters() if groups is None else groups(model)
-    optimizer = MySGD(params, **options)
-    lr_scheduler = scheduler(optimizer) if scheduler else None
-    history = [flat(model)]
-    for step in range(num_steps):
-        batch = slice(6 * (step % 4), 6 * (step % 4) + 6)
-        optimizer.zero_grad(set_to_none=set_to_none)
-        nn.functional.cross_entropy(model(X_opt[batch]), y_opt[batch]).backward()
-        optimizer.step()
-        if lr_scheduler:
-            lr_scheduler.step()
-        history.append(flat(model))
-    return torch.stack(history), optimizer
+def accumulate_run(make_model, X, y, sizes, loss_fn, *, seed, num_steps=3, generator=False,
+                   stale=False, eval_first=False, momentum=0.9, lr=0.5):
+    """Parameters and returned losses after num_steps calls of accumulate_step, and whether
+    each loss is a Python number and the model is in training mode after."""
+    torch.manual_seed(seed)
+    model = make_model()
+    if stale:
+        (10 * loss_fn(model(X), y)).backward()
+    if eval_first:
+        model.eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    losses, numbers_ok = [], True
+    for _ in range(num_steps):
+        micro = split(X, y, sizes)
+        torch.manual_seed(seed + 1)  # the same dropout masks for every correct solution
+        loss = accumulate_step(model, loss_fn, optimizer, iter(micro) if generator else micro)
+        numbers_ok = numbers_ok and isinstance(loss, numbers.Real)
+        losses.append(float(loss))
+    return flat(model), torch.tensor(losses), numbers_ok, model.training
 
 
-def path_of(options, **how):
-    return opt_run(options, **how)[0]
+def mlp5():
+    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
 
 
-probe("test_MySGD_options", "MySGD subclasses torch.optim.Optimizer",
-      lambda: bool(issubclass(MySGD, torch.optim.Optimizer)))
-for options_p in [dict(lr=0.2), dict(lr=0.1, momentum=0.8),
-                  dict(lr=0.1, momentum=0.8, dampening=0.4),
-                  dict(lr=0.1, momentum=0.8, nesterov=True), dict(lr=0.15, weight_decay=0.2),
-                  dict(lr=0.1, maximize=True), dict(lr=0.1, momentum=0.8, weight_decay=0.2), {},
-                  dict(lr=0.2, weight_decay=0.2, maximize=True),
-                  dict(lr=0.05, momentum=0.7, dampening=0.2, weight_decay=0.05, maximize=True),
-                  dict(lr=0.05, momentum=0.7, nesterov=True, weight_decay=0.05, maximize=True)]:
-    probe("test_MySGD_options", f"MySGD({options_p}): the parameters after each of 5 steps",
-          lambda options_p=options_p: path_of(options_p), **TOL)
-probe("test_MySGD_options", "MySGD(lr=0.1, momentum=0.9, dampening=0.8): 9 steps",
-      lambda: path_of(dict(lr=0.1, momentum=0.9, dampening=0.8), num_steps=9), **TOL)
-probe("test_MySGD_options", "MySGD(lr=0.1, momentum=0.8) with zero_grad(set_to_none=False)",
-      lambda: path_of(dict(lr=0.1, momentum=0.8), set_to_none=False), **TOL)
+def mlp5_dropout():
+    return nn.Sequential(nn.Linear(5, 16), nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 3))
 
 
-def grads_after_two_steps():
-    """p.grad after two MySGD steps without zero_grad (step must not change it)."""
-    torch.manual_seed(42)
-    layer = nn.Linear(4, 3)
-    layer(torch.linspace(-1, 1, 20).reshape(5, 4)).pow(2).sum().backward()
-    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8, weight_decay=0.3,
-                      maximize=True)
-    optimizer.step()
-    optimizer.step()
-    return [p.grad for p in layer.parameters()]
-
-
-def rejects(options):
-    """What MySGD(params, **options) does: 'ValueError' or 'accepted'."""
-    try:
-        MySGD(nn.Linear(2, 2).parameters(), **options)
-    except ValueError:
-        return "ValueError"
-    return "accepted"
-
-
-probe("test_MySGD_options", "p.grad after two MySGD steps (it must not change)",
-      grads_after_two_steps, **TOL)
-for options_p in [dict(lr=0.2, nesterov=True), dict(lr=0.2, momentum=0.5, dampening=0.2,
-                                                    nesterov=True)]:
-    probe("test_MySGD_options", f"MySGD(params, {options_p}) raises ValueError",
-          lambda options_p=options_p: rejects(options_p))
-
-
-def two_groups(model):
-    return [{"params": model[0].parameters(), "lr": 0.03},
-            {"params": model[2].parameters(), "momentum": 0.3}]
-
-
-def frozen_have_no_state():
-    _, optimizer = opt_run(dict(lr=0.1, momentum=0.8), freeze_first=True)
-    frozen = optimizer.param_groups[0]["params"][:2]
-    return bool(not any(optimizer.state.get(p) for p in frozen))
-
-
-def momentum_buffers():
-    """state[p]['momentum_buffer'] of each parameter after 3 steps, and whether a
-    torch.optim.SGD loads MySGD's state_dict."""
-    _, optimizer = opt_run(dict(lr=0.1, momentum=0.8), num_steps=3)
-    params = optimizer.param_groups[0]["params"]
-    buffers = [optimizer.state[p].get("momentum_buffer", "missing") for p in params]
-    resumed = torch.optim.SGD(params, lr=0.1, momentum=0.8)
-    resumed.load_state_dict(optimizer.state_dict())
-    return buffers + ["loaded"]
-
-
-def closure_step():
-    """(the loss MySGD.step(closure) returns, the parameters after it)."""
-    torch.manual_seed(43)
-    layer = nn.Linear(3, 1)
-    optimizer = MySGD(layer.parameters(), lr=0.1, momentum=0.8)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = (layer(torch.linspace(-1, 2, 9).reshape(3, 3)) - 0.5).pow(2).mean()
-        loss.backward()
-        return loss
-
-    loss = optimizer.step(closure)
-    return loss.item(), flat(layer)  # as the test reads it (None has no .item())
-
-
-probe("test_MySGD_groups", "MySGD with param groups [{layer 0, lr=0.03}, {layer 2, "
-      "momentum=0.3}]", lambda: path_of(dict(lr=0.1, momentum=0.8), groups=two_groups), **TOL)
-probe("test_MySGD_groups", "MySGD(lr=0.1, weight_decay=0.2) with the first layer frozen",
-      lambda: path_of(dict(lr=0.1, weight_decay=0.2), freeze_first=True), **TOL)
-probe("test_MySGD_groups", "MySGD keeps no state for frozen parameters", frozen_have_no_state)
-probe("test_MySGD_groups", "MySGD(lr=0.1, momentum=0.8) under ExponentialLR(gamma=0.6)",
-      lambda: path_of(dict(lr=0.1, momentum=0.8), scheduler=lambda opt:
-                      torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.6)), **TOL)
-probe("test_MySGD_groups", "state[p]['momentum_buffer'] after 3 steps; SGD loads the state",
-      momentum_buffers, **TOL)
-probe("test_MySGD_groups", "MySGD.step(closure): the loss it returns, the parameters after",
-      closure_step, **TOL)
+g_acc = torch.Generator().manual_seed(0)  # the tests' data
+X_acc, y_acc = torch.randn(40, 5, generator=g_acc), torch.randint(0, 3, (40,), generator=g_acc)
+g_mse = torch.Generator().manual_seed(3)
+X_mse = torch.randn(30, 4, generator=g_mse)
+y_mse = X_mse @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.1 * torch.randn(30, 1,
+                                                                                 generator=g_mse)
+X_own = torch.randn(37, 5, generator=data_probe)
+y_own = torch.randint(0, 3, (37,), generator=data_probe)
+ce, A = nn.CrossEntropyLoss(), "test_accumulate_step"
+for sizes in ([16, 16, 8], [1, 7, 2, 30], [40], [3, 37]):
+    probe(A, f"accumulate_step, 3 calls, micro-batches {sizes} of the tests' data",
+          lambda s=sizes: accumulate_run(mlp5, X_acc, y_acc, s, ce, seed=0), **TOL)
+probe(A, "accumulate_step with MSELoss and a generator of micro-batches (4, 20, 6)",
+      lambda: accumulate_run(lambda: nn.Linear(4, 1), X_mse, y_mse, [4, 20, 6], nn.MSELoss(),
+                             seed=3, generator=True), **TOL)
+probe(A, "accumulate_step on a model whose .grad holds old gradients (10, 30)",
+      lambda: accumulate_run(mlp5, X_acc, y_acc, [10, 30], ce, seed=4, num_steps=1, stale=True),
+      **TOL)
+probe(A, "accumulate_step on a dropout model handed over in eval() mode",
+      lambda: accumulate_run(mlp5_dropout, X_acc, y_acc, [40], ce, seed=5, num_steps=1,
+                             eval_first=True), **TOL)
+probe(A, "accumulate_step, micro-batches 5, 1, 31 of other data, no momentum, 4 calls",
+      lambda: accumulate_run(mlp5, X_own, y_own, [5, 1, 31], ce, seed=7, num_steps=4,
+                             momentum=0.0, lr=0.3), **TOL)
+probe(A, "accumulate_step, micro-batches 30, 7 of other data, a generator",
+      lambda: accumulate_run(mlp5, X_own, y_own, [30, 7], ce, seed=8, generator=True), **TOL)
