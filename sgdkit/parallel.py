@@ -56,6 +56,7 @@ ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_A
 TASKS = {
     "grad-check": {"batch_size": 64, "seed": 0},
     "train": {"num_epochs": 20, "batch_size": 64, "lr": 0.1, "seed": 0, "ddp": False},
+    "step-times": {"widths": "16,1024", "batch_size": 448, "num_steps": 10, "seed": 0},
 }
 
 
@@ -78,11 +79,13 @@ def load_data() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(split.X_train), torch.from_numpy(split.y_train)
 
 
-def make_model(seed: int = 0) -> nn.Module:
-    """A 30 -> 16 -> 1 MLP with a tanh hidden layer, float64, initialized from ``seed``."""
+def make_model(seed: int = 0, hidden: int = 16) -> nn.Module:
+    """A 30 -> ``hidden`` -> 1 MLP with a tanh hidden layer, float64, initialized from
+    ``seed``."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(30, 16), nn.Tanh(), nn.Linear(16, 1), nn.Flatten(0))
+    model = nn.Sequential(nn.Linear(30, hidden), nn.Tanh(), nn.Linear(hidden, 1),
+                          nn.Flatten(0))
     torch.random.set_rng_state(generator_state)  # leave the caller's global generator alone
     return model.double()
 
@@ -187,6 +190,60 @@ def grad_check(batch_size: int = 64, seed: int = 0) -> dict:
     }
 
 
+def step_times(widths: str = "16,1024", batch_size: int = 448, num_steps: int = 10,
+               seed: int = 0) -> dict:
+    """Time data-parallel SGD steps on one fixed batch, for models of each hidden width in
+    ``widths`` (comma-separated): when does splitting the work over ``W`` workers pay?
+
+    Each step is split into *compute* (forward and backward on this worker's shard of
+    ``batch_size / W`` rows) and *communication* (``average_gradients``). Compute is timed
+    in CPU seconds of this thread (``time.thread_time``), which other programs on a busy
+    machine do not inflate; communication in wall seconds, of which the fastest step is
+    the cost of the all-reduce itself (slower steps include waiting for a worker that the
+    operating system had paused; 30 more all-reduces of the gradient alone add samples).
+    After 2 warm-up steps, ``num_steps`` steps are timed.
+    Returns, per width, the number of parameters, the median ``compute``, the fastest
+    ``communicate`` and the median wall-clock ``step`` (seconds, worker 0's).
+    """
+    rank, world_size = _world()
+    X, y = fixed_batch(batch_size, seed)
+    rows = shard(batch_size, rank, world_size)
+    X, y = X[rows], y[rows]
+    results = []
+    for hidden in (int(width) for width in widths.split(",")):
+        model = make_model(seed, hidden)
+        compute, communicate, step_wall = [], [], []
+        for step in range(2 + num_steps):
+            if world_size > 1:
+                dist.barrier()  # start together: time the step, not the other's lateness
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            model.zero_grad()
+            loss_fn(model(X), y).backward()
+            middle, end_cpu = time.perf_counter(), time.thread_time()
+            if world_size > 1:
+                average_gradients(model)
+            averaged = time.perf_counter()
+            _sgd_step(model, 1e-3)
+            if step >= 2:
+                compute.append(end_cpu - start_cpu)
+                communicate.append(averaged - middle)
+                step_wall.append(time.perf_counter() - start)
+        if world_size > 1:  # more samples of the all-reduce alone, for a reliable fastest
+            flat = flat_grad(model).clone()
+            for _ in range(30):
+                dist.barrier()
+                start = time.perf_counter()
+                dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+                communicate.append(time.perf_counter() - start)
+        results.append({
+            "hidden": hidden, "num_parameters": sum(p.numel() for p in model.parameters()),
+            "compute": torch.tensor(compute).median().item(),
+            "communicate": min(communicate),
+            "step": torch.tensor(step_wall).median().item()})
+    return {"task": "step-times", "world_size": world_size, "batch_size": batch_size,
+            "shard_size": rows.stop - rows.start, "num_steps": num_steps, "sizes": results}
+
+
 def _gather(tensor: torch.Tensor, world_size: int) -> list[torch.Tensor]:
     if world_size == 1:
         return [tensor.clone()]
@@ -264,7 +321,8 @@ def _worker(task: str, options: dict, out: str | None, timeout: float,
     dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=timeout))
     try:
         init_seconds = time.perf_counter() - start
-        result = {"grad-check": grad_check, "train": train}[task](**options)
+        result = {"grad-check": grad_check, "train": train,
+                  "step-times": step_times}[task](**options)
         result["init_seconds"] = init_seconds
         # what the launcher told each worker (run() and torchrun set the same variables)
         mine = {name: os.environ.get(name) for name in ENVIRONMENT}

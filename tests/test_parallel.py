@@ -88,3 +88,19 @@ def test_a_port_taken_between_choosing_and_listening_is_replaced(monkeypatch):
         result = parallel.run(1, "grad-check", batch_size=8)
     assert result["world_size"] == 1 and result["max_abs_diff"] == 0.0
     assert next(ports, None) is None  # the busy port was tried first
+
+
+def test_step_times_split_compute_from_communication():
+    alone = parallel.step_times(widths="4,32", batch_size=16, num_steps=2)
+    assert alone["world_size"] == 1 and alone["shard_size"] == 16
+    assert [s["hidden"] for s in alone["sizes"]] == [4, 32]
+    assert [s["num_parameters"] for s in alone["sizes"]] == [30 * 4 + 4 + 4 + 1,
+                                                            30 * 32 + 32 + 32 + 1]
+    for s in alone["sizes"]:
+        assert s["compute"] > 0 and s["step"] > 0
+        assert s["communicate"] < 1e-3  # one process: nothing to send
+    two = parallel.run(2, "step-times", widths="8", batch_size=16, num_steps=2)
+    assert two["world_size"] == 2 and two["shard_size"] == 8
+    (size,) = two["sizes"]
+    assert size["num_parameters"] == 30 * 8 + 8 + 8 + 1
+    assert size["communicate"] > 0 and size["step"] >= size["communicate"]
