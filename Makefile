@@ -16,7 +16,7 @@ SUBMISSIONS ?=
 OUT ?= grades
 
 .PHONY: help venv chromium book test lint exercises \
-        grade bench serve clean
+        grade bench serve clean student-jupyter instructor-jupyter
 
 help:
 	@echo "make book       build the site into _build/html"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench      run the benchmarks in benchmarks/"
 	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make clean      remove build outputs (keeps .venv)"
+	@echo "make instructor-jupyter  nbgrader's formgrader and Create Assignment in Jupyter"
 
 venv: $(STAMP)
 
@@ -33,7 +34,30 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	@$(MAKE) --no-print-directory student-jupyter
 	@touch $@
+
+# A student's JupyterLab / Notebook 7 shows nbgrader's Validate button, not the instructor's
+# tools (formgrader, Create Assignment) nor the course and assignment lists, which need a
+# JupyterHub exchange and otherwise show "Error fetching courses!". `make instructor-jupyter`
+# turns them on in this venv; `make student-jupyter` turns them off again.
+NBGRADER_LAB := formgrader create-assignment course-list assignment-list
+NBGRADER_SERVER := formgrader course_list assignment_list
+
+student-jupyter:
+	@mkdir -p $(VENV)/etc/jupyter && cp jupyter/jupyter_server_config.py $(VENV)/etc/jupyter/
+	@$(BIN)/jupyter labextension disable --level=sys_prefix \
+	  $(addprefix @jupyter/nbgrader:,$(NBGRADER_LAB)) >/dev/null 2>&1
+	@$(BIN)/jupyter server extension disable --sys-prefix \
+	  $(addprefix nbgrader.server_extensions.,$(NBGRADER_SERVER)) >/dev/null 2>&1
+	@echo "Jupyter set up for students: nbgrader's Validate only"
+
+instructor-jupyter: $(STAMP)
+	@$(BIN)/jupyter labextension enable --level=sys_prefix \
+	  $(addprefix @jupyter/nbgrader:,$(NBGRADER_LAB)) >/dev/null 2>&1
+	@$(BIN)/jupyter server extension enable --sys-prefix \
+	  $(addprefix nbgrader.server_extensions.,$(NBGRADER_SERVER)) >/dev/null 2>&1
+	@echo "Jupyter set up for instructors: formgrader, Create Assignment, course lists"
 
 book: $(STAMP)
 	jupyter-book build . --warningiserror --nitpick --keep-going
