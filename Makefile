@@ -70,7 +70,8 @@ book: $(STAMP)
 # Line coverage of sgdkit (test processes, grading workers and jobs, notebook kernels) >= 90%.
 test: export OMP_NUM_THREADS := 1
 test: $(STAMP) chromium
-	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py book/_ext
+	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py \
+	  book jupyter
 	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
 	  --cov=sgdkit --cov-report=term:skip-covered --cov-fail-under=90 \
 	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
@@ -86,7 +87,8 @@ chromium:
 	  fi; }
 
 lint: $(STAMP)
-	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py book/_ext
+	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py \
+	  book jupyter
 
 exercises: $(STAMP)
 	@for d in solutions/*/; do \
