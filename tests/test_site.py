@@ -153,9 +153,9 @@ def browser():
         b.close()
 
 
-def visit(browser, url):
+def visit(browser, url, width=1280):
     """Open url; return (page, console errors, failed or off-site requests)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     errors, failed = [], []
     page.on("console", lambda m: m.type == "error" and not any(
         h in m.text for h in HARMLESS_CONSOLE) and errors.append(m.text))
@@ -201,16 +201,195 @@ def test_every_page_in_the_browser(html, server, browser):
     assert not problems, "\n".join(problems)
 
 
+PAGES_TO_SHOW = [("home", "book/intro.html"),
+                 ("chapter", "book/02_gradient_descent.html"),  # with an animation
+                 ("exercise", "exercises/01_gradient_descent/01_gradient_descent.html")]
+
+
 def test_screenshots(html, server, browser):
+    """_build/screenshots/<page>-<width>.png, desktop and phone, for a person to look at."""
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    for label, name in [("home", "book/intro.html"),
-                        ("chapter", "book/02_gradient_descent.html"),
-                        ("exercise", "exercises/01_gradient_descent/01_gradient_descent.html")]:
+    for label, name in PAGES_TO_SHOW:
+        for width in (1280, 390):
+            page, errors, failed = visit(browser, f"{server}/{name}", width)
+            path = shots / f"{label}-{width}.png"
+            page.screenshot(path=str(path), full_page=False)
+            assert path.stat().st_size > 10_000, f"blank screenshot of {name} at {width} px"
+            page.close()
+
+
+@pytest.mark.parametrize("width", [390, 800])
+def test_phone_navigation_reaches_the_chapters(html, server, browser, width):
+    """The visible toggle opens the chapter list (pydata-sphinx-theme issue 2451)."""
+    page, errors, failed = visit(browser, f"{server}/book/02_gradient_descent.html", width)
+    toggle = page.locator("button.primary-toggle:visible")
+    assert toggle.count() == 1, f"{width} px: {toggle.count()} visible sidebar toggles"
+    toggle.click()
+    drawer = page.locator("#pst-primary-sidebar-modal")
+    drawer.wait_for(state="visible", timeout=5000)
+    link = drawer.locator("a[href*='04_stochastic_gradient_descent']").first
+    assert link.is_visible(), f"{width} px: the drawer shows no chapter links"
+    link.click()
+    page.wait_for_url("**/04_stochastic_gradient_descent.html")
+    assert not errors, errors
+    page.close()
+
+
+def test_desktop_toggle_hides_and_shows_the_sidebar(html, server, browser):
+    page, errors, failed = visit(browser, f"{server}/book/02_gradient_descent.html")
+    sidebar = page.locator("#pst-primary-sidebar")
+    assert sidebar.is_visible()
+    page.locator("button.primary-toggle:visible").click()
+    page.wait_for_timeout(500)  # the theme's transition
+    assert not sidebar.is_visible(), "the toggle did not hide the sidebar at 1280 px"
+    page.locator("button.primary-toggle:visible").click()
+    page.wait_for_timeout(500)
+    assert sidebar.is_visible(), "the toggle did not show the sidebar again"
+    page.close()
+
+
+# axe-core rules the theme breaks outside the article, each with the reason it is accepted.
+# Anything else, and anything inside the article (the course's own content), fails the test.
+THEME_VIOLATIONS = {
+    "summary-name": "pydata-sphinx-theme's chapter list expands sections with a <summary> "
+                    "that holds only an icon (no text): the theme's markup, not the course's",
+}
+AXE_FAILS = {"critical", "serious"}
+
+
+def axe_violations(page) -> list[str]:
+    """Critical and serious axe-core violations, except the theme's listed above."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    problems = []
+    for violation in Axe().run(page).response["violations"]:
+        if violation["impact"] not in AXE_FAILS:
+            continue
+        for node in violation["nodes"]:
+            target = " ".join(map(str, node["target"]))
+            in_article = page.evaluate(
+                "t => { const e = document.querySelector(t); "
+                "return !!(e && e.closest('article, .bd-article')); }", target)
+            if in_article or violation["id"] not in THEME_VIOLATIONS:
+                problems.append(f"{violation['id']} ({violation['impact']}) at {target}: "
+                                f"{node['html'][:120]}")
+    return problems
+
+
+def test_accessibility(html, server, browser):
+    """axe-core on every page, at 1280 and 390 px; formulas are not tab stops."""
+    problems = []
+    for name in site_pages(html):
+        if name == "index.html":  # a redirect to book/intro.html
+            continue
+        for width in (1280, 390):
+            page, errors, failed = visit(browser, f"{server}/{name}", width)
+            if page.evaluate("() => document.querySelectorAll('.math').length"):
+                page.wait_for_selector("mjx-container", state="attached", timeout=15000)
+                page.wait_for_timeout(500)
+            problems += [f"{name} at {width} px: {p}" for p in axe_violations(page)]
+            tab_stops = page.evaluate(
+                "() => document.querySelectorAll('mjx-container[tabindex=\"0\"]').length")
+            if tab_stops:
+                problems.append(f"{name} at {width} px: {tab_stops} formulas are tab stops")
+            page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_images_and_animations_are_described(html):
+    """Every image says what it shows (not its file name, myst-nb's default)."""
+    problems = []
+    for name in site_pages(html):
+        text = (html / name).read_text(encoding="utf-8")
+        for tag in re.findall(r"<img\b[^>]*>", text):
+            alt = re.search(r'\salt="([^"]*)"', tag)
+            if not alt or not alt.group(1).strip() or re.search(r"\.(png|jpe?g|svg)$",
+                                                                 alt.group(1)):
+                problems.append(f"{name}: image without a description: {tag[:120]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_code_or_output_scrolls_sideways(html, server, browser):
+    """At 1280 px every code cell and output of a chapter fits its column."""
+    problems = []
+    for name in site_pages(html):
+        if not re.match(r"book/\d\d_", name):
+            continue
         page, errors, failed = visit(browser, f"{server}/{name}")
-        page.screenshot(path=str(shots / f"{label}.png"), full_page=False)
-        assert (shots / f"{label}.png").stat().st_size > 10_000, f"blank screenshot of {name}"
+        wide = page.evaluate("""() => [...document.querySelectorAll(
+              'div.cell_input pre, div.cell_output pre, div.highlight pre')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1)
+            .map(e => e.innerText.split('\\n').reduce((a, b) => a.length > b.length ? a : b))""")
+        problems += [f"{name}: scrolls sideways: {line[:100]!r}" for line in wide]
         page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_animations_are_as_wide_as_figures_and_fit_a_phone(html, server, browser):
+    name = "book/02_gradient_descent.html"
+    page, errors, failed = visit(browser, f"{server}/{name}")
+    sizes = page.evaluate("""() => {
+        const anim = document.querySelector('.animation img').getBoundingClientRect().width;
+        const figures = [...document.querySelectorAll('.cell_output img')]
+          .filter(i => !i.closest('.animation')).map(i => i.getBoundingClientRect().width);
+        return {anim, widest: Math.max(...figures)}; }""")
+    assert sizes["anim"] >= 0.9 * min(sizes["widest"], 640), sizes
+    icons = page.evaluate("""() => [...document.querySelectorAll('.anim-buttons button')]
+        .map(b => { const s = b.querySelector('svg');
+                    return s ? s.getBoundingClientRect().width : 0; })""")
+    assert icons and min(icons) > 8, f"control buttons without a visible icon: {icons}"
+    page.close()
+    page, errors, failed = visit(browser, f"{server}/{name}", 390)
+    overflow = page.evaluate("""() => [...document.querySelectorAll('.animation')]
+        .map(a => a.scrollWidth - a.parentElement.clientWidth)""")
+    assert overflow and max(overflow) <= 1, f"animation wider than a phone: {overflow} px"
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.close()
+
+
+def test_progress_bars_show_one_final_line(html):
+    """A static page cannot redraw a bar: fit's progress is one line per training run."""
+    problems = []
+    for f in toc_files():
+        if not re.match(r"book/\d\d_", f):
+            continue
+        for block in re.findall(r"<pre>(.*?)</pre>", page(html, f), flags=re.S):
+            bars = re.findall(r"\d+%\|", block)
+            if len(bars) > 1 or (bars and "100%|" not in block):
+                problems.append(f"{f}: {len(bars)} progress lines in one output")
+    assert not problems, "\n".join(problems)
+
+
+def test_bibliography_math_is_typeset(html, server, browser):
+    page, errors, failed = visit(browser, f"{server}/book/bibliography.html")
+    page.wait_for_selector(".citation mjx-container", state="attached", timeout=15000)
+    assert "$" not in page.inner_text("article"), "raw $...$ left in the bibliography"
+    page.close()
+
+
+def test_a_chapter_prints_whole(html, server, browser):
+    """The download button's PDF (the browser's print): nothing cut, figures whole."""
+    name = "book/02_gradient_descent.html"
+    page, errors, failed = visit(browser, f"{server}/{name}", 700)  # Letter minus margins
+    page.emulate_media(media="print")
+    cut = page.evaluate("""() => [...document.querySelectorAll('pre, img, .animation')]
+        .filter(e => e.getBoundingClientRect().width > 0)
+        .filter(e => e.scrollWidth > e.clientWidth + 1
+                     || e.getBoundingClientRect().right > document.documentElement.clientWidth)
+        .map(e => e.tagName + ': ' + (e.innerText || e.alt || '').slice(0, 80))""")
+    assert not cut, f"cut off in print: {cut}"
+    unbroken = page.evaluate("""() => [...document.querySelectorAll('.cell_output img')]
+        .filter(i => getComputedStyle(i).breakInside !== 'avoid').length""")
+    assert unbroken == 0, f"{unbroken} figures may be split across pages"
+    hidden = page.evaluate("() => getComputedStyle(document.querySelector("
+                           "'.bd-sidebar-primary')).display")
+    assert hidden == "none", "the chapter list is printed"
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    pdf = page.pdf(path=str(shots / "chapter-print.pdf"), print_background=True)
+    assert len(pdf) > 100_000 and pdf.count(b"/Type /Page") > 3, "an empty or tiny PDF"
+    page.close()
 
 
 def test_search_finds_the_momentum_chapter(html, server, browser):
