@@ -116,3 +116,17 @@ def test_a_downloaded_notebook_runs_in_a_fresh_venv(tmp_path):
     assert installed.returncode == 0, installed.stderr
     assert str(tmp_path) in installed.stdout and str(ROOT) not in installed.stdout, (
         f"sgdkit came from {installed.stdout}, not from the notebook's install")
+
+
+def pins(path: Path) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return dict(line.split("==") for line in lines if "==" in line)
+
+
+def test_binder_installs_the_course_versions():
+    binder, course = pins(ROOT / "binder/requirements.txt"), pins(ROOT / "requirements.txt")
+    assert {"torch", "numpy", "matplotlib", "scikit-learn", "nbgrader"} <= set(binder)
+    assert {name: v for name, v in binder.items() if course.get(name) != v} == {}
+    post_build = (ROOT / "binder/postBuild").read_text()
+    assert "pip install --no-deps --no-build-isolation -e ." in post_build
+    assert "jupyter/jupyter_server_config.py" in post_build
