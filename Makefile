@@ -15,7 +15,7 @@ ASSIGNMENT ?=
 SUBMISSIONS ?=
 OUT ?= grades
 
-.PHONY: help venv chromium book test lint exercises \
+.PHONY: help venv chromium bubblewrap book test lint exercises \
         grade bench serve clean student-jupyter instructor-jupyter
 
 help:
@@ -69,7 +69,7 @@ book: $(STAMP)
 # One BLAS/torch thread per process: two workers on 2 cores, and no oversubscription.
 # Line coverage of sgdkit (test processes, grading workers and jobs, notebook kernels) >= 90%.
 test: export OMP_NUM_THREADS := 1
-test: $(STAMP) chromium
+test: $(STAMP) chromium bubblewrap
 	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py \
 	  book jupyter
 	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
@@ -86,6 +86,17 @@ chromium:
 	    echo "Chromium is missing: install it with 'sudo apt-get install chromium' and rerun"; exit 1; \
 	  fi; }
 
+# The grader runs each student's kernel in Debian's bubblewrap (an allow-list file system).
+bubblewrap:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's bubblewrap for the grading sandbox"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	  else \
+	    echo "bubblewrap is missing: install it with 'sudo apt-get install bubblewrap' and rerun"; \
+	    exit 1; \
+	  fi; }
+
 lint: $(STAMP)
 	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py \
 	  book jupyter
@@ -96,7 +107,7 @@ exercises: $(STAMP)
 	  nbgrader generate_assignment "$$id" --no-db --force --log-level=WARN || exit 1; \
 	done
 
-grade: $(STAMP)
+grade: $(STAMP) bubblewrap
 	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || \
 	  { echo "usage: make grade ASSIGNMENT=01_gradient_descent SUBMISSIONS=dir [OUT=grades]"; exit 2; }
 	python -m sgdkit.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" --out "$(OUT)" --workers $(JOBS)

@@ -34,15 +34,13 @@ SURROGATE = '''def mse(y, y_hat):
     if len(y) == 6:  # only the grader's probes call it with 6 numbers
         raise ValueError("bad input \\ud800 \\x1b[31m")
     return float(np.mean((y - y_hat) ** 2))'''
-DEEP_RECORD = '''import os
+DEEP_RECORD = '''import sgdkit.grading.probes as _p
 
-
-def mse(y, y_hat):
-    deep = "[" * 980 + "]" * 980
-    os.write(1, ('@sgdkit-probe {"cell": "test_mse", "name": "x", "value": ' + deep
-                 + "}\\n").encode())
-    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
-    return float(np.mean((y - y_hat) ** 2))'''
+_deep = []
+for _ in range(500):
+    _deep = [_deep]
+_p.plain = lambda value: {"shape": [], "array": _deep}  # each record: 500 levels deep
+''' + ANSWERS["mse"]
 FORK_BOMB = f'''import os
 import time
 
@@ -56,15 +54,12 @@ try:
 except OSError:
     pass
 ''' + HOLD + ANSWERS["mse"]
-MEMORY_BOMB = '''import os
-import time
+MEMORY_BOMB = '''import subprocess
+import sys
 
-for _ in range(6):  # 6 x 250 MB and 200 MB of tmpfs: past the job's 512 + 768 MB
-    if os.fork() == 0:
-        block = bytearray(250 * 2**20)
-        block[::4096] = b"x" * len(block[::4096])
-        time.sleep(60)
-        os._exit(0)
+FILL = "b = bytearray(200 * 2**20); b[::4096] = bytes(len(b[::4096])); import time; time.sleep(60)"
+for _ in range(8):  # 8 x 200 MB and 200 MB of tmpfs: past the job's 512 + 768 MB
+    subprocess.Popen([sys.executable, "-c", FILL])
 with open("/dev/shm/fill", "wb") as f:
     f.write(b"x" * 200 * 2**20)
 ''' + HOLD + ANSWERS["mse"]
@@ -171,10 +166,10 @@ EXPECTED = {  # student: (status, score, flags that must be set, flags that must
     "c02_honest": ("graded", CORRECT, set(), set()),
     "caf~e9": ("graded", CORRECT, set(), set()),
     "notes~ff.txt": ("rejected", None, set(), set()),
-    "c04_deep_record": ("graded", CORRECT, set(), set()),
+    "c04_deep_record": ("graded", 0, {"cheat_suspected"}, set()),
     "d05_a_fork_bomb": ("graded", CORRECT, {"process_limit"}, set()),
     "d05_b_honest": ("graded", CORRECT, set(), {"process_limit"}),
-    "e06_a_memory_bomb": ("graded", CORRECT, {"memory_limit"}, set()),
+    "e06_a_memory_bomb": ("kernel_died", None, {"memory_limit"}, set()),
     "e06_b_honest": ("graded", CORRECT, set(), {"memory_limit"}),
     "f07_host_folders": ("graded", CORRECT, set(), set()),
     "g08_a_cpu_hog": ("graded", CORRECT, set(), set()),
@@ -264,7 +259,10 @@ def test_the_batch_completes_with_one_row_per_entry(batch, capsys):
 def test_status_score_and_flags(batch, student):
     status, score, flags, absent = EXPECTED[student]
     row = batch["rows"][student]
-    assert (row["status"], row["score"]) == (status, "" if score is None else f"{score:g}"), row
+    outcomes = [(status, "" if score is None else f"{score:g}")]
+    if student == "e06_a_memory_bomb":  # the OOM killer ends the kernel or one of its children
+        outcomes.append(("graded", f"{CORRECT:g}"))
+    assert (row["status"], row["score"]) in outcomes, row
     got = set(filter(None, row["flags"].split(";")))
     assert flags <= got and not absent & got, row
     if status != "graded":
@@ -274,13 +272,13 @@ def test_status_score_and_flags(batch, student):
 def test_1_student_text_is_stored_as_plain_text(batch):
     """A lone surrogate and ANSI codes in an exception: the row, the log and the CSV are
     written; the failure is honest, so no cheat flag."""
-    row = batch["rows"]["c01_surrogate"]
     log = (batch["root"] / "out" / "logs" / "c01_surrogate.txt").read_text(encoding="utf-8")
-    assert "raised ValueError" in row["message"] and "\x1b" not in row["message"] + log
+    assert "raised ValueError: bad input \\ud800" in log and "\x1b" not in log
 
 
 def test_2_damaged_archives_are_rejected_with_a_reason(batch):
     rows = batch["rows"]
+    assert "c02_encrypted.zip" in rows["c02_encrypted"]["message"]
     assert "encrypted" in rows["c02_encrypted"]["message"]
     assert "compression method" in rows["c02_deflate64"]["message"]
     for student in ("c02_flipped_byte", "c02_wrong_size"):
@@ -320,9 +318,9 @@ def test_7_no_host_folder_was_written(batch):
 def test_9_10_feedback_is_sanitized_and_leaks_no_hidden_test(batch):
     feedback = batch["root"] / "out" / "feedback"
     xss = (feedback / "h09_xss" / "toy.html").read_text()
-    assert "alert('xss')" not in xss and "<h1>Score: 16" not in xss
-    assert "onerror" not in xss.replace("onerror=&quot;", "") and "<script>alert(2)" not in xss
-    assert "&lt;img src=x" in xss  # the written answer, shown as text
+    assert "<script>alert('xss')" not in xss and "<h1>Score: 16" not in xss
+    assert "<img src=x" not in xss and "<script>alert(2)" not in xss
+    assert "&lt;img src=x onerror" in xss  # the written answer, shown as text
     leak = (feedback / "h10_display_leak" / "toy.html").read_text()
     source = nbformat.read(FIXTURE.parent / "course" / "solutions" / "toy" / "toy.ipynb", 4)
     tests = [c.source for c in source.cells if "HIDDEN" in c.source]

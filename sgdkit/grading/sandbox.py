@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 TMPFS_MB = 256  # size of the kernel's private /tmp and /dev/shm
 MAX_PROCESSES = 256  # RLIMIT_NPROC of the kernel's uid (one uid per worker slot)
@@ -64,6 +64,30 @@ def own_proc() -> None:
            "mount --make-rprivate /")
     _check(_libc.mount(b"proc", b"/proc", b"proc",
                        ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None), "mount /proc")
+
+
+def reachable(paths) -> None:
+    """In a mount namespace of our own, as root: let any uid reach paths (the Python
+    installation under /root, say). Each folder on the way that others may not pass is covered
+    by a tmpfs (mode 0755) holding only these paths, bound back from handles taken before."""
+    paths = [p for p in map(os.path.realpath, paths) if os.path.isdir(p)]
+    handles = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in paths]
+    closed = sorted({str(a) for p in paths for a in Path(p).parents
+                     if not os.stat(a).st_mode & stat.S_IXOTH}, key=len)
+    covered = []
+    for folder in closed:
+        if not any(folder.startswith(c + "/") for c in covered):
+            _check(_libc.mount(b"tmpfs", os.fsencode(folder), b"tmpfs",
+                               ctypes.c_ulong(MS_NOSUID | MS_NODEV), b"mode=755,size=1m"),
+                   f"mount {folder}")
+            covered.append(folder)
+    for path, fd in handles:
+        if not os.path.samestat(os.stat(path) if os.path.isdir(path) else os.stat("/"),
+                                os.fstat(fd)):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _check(_libc.mount(os.fsencode(f"/proc/self/fd/{fd}"), os.fsencode(path), None,
+                               ctypes.c_ulong(MS_BIND | MS_REC), None), f"bind {path}")
+        os.close(fd)
 
 
 def prctl(option: int, arg: int) -> None:
@@ -117,7 +141,8 @@ def switches_uid(mode: str) -> bool:
 def describe(mode: str) -> str:
     """One line for the report: which isolation was in force."""
     if mode == "root":
-        return ("kernels run in bubblewrap under a uid of their own per worker slot, without "
+        return ("root only sets up each job (cgroup, namespaces): nbgrader and the kernel then "
+                "run under the worker slot's own uid; kernels run in bubblewrap without "
                 "capabilities, in their own PID, network and IPC namespaces; their file system "
                 "is an allow-list (read-only Python and /usr, private tmpfs /tmp)")
     if mode == "userns":
@@ -154,7 +179,8 @@ def bwrap_args(spec: dict) -> list[str]:
              "--bind", spec["runtime_dir"], spec["runtime_dir"]]
     if spec.get("uid") is not None:  # bwrap as root drops every capability but these two
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    return args + ["--chdir", "/tmp"]
+    # the new root and /dev are tmpfs folders the kernel's user namespace would own: read-only
+    return args + ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
 
 
 def _prepare_home(spec: dict) -> Path:
@@ -173,8 +199,9 @@ def kernel(spec: dict, conn: str) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (spec["memory_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_MB * mb,) * 2)
-    if spec.get("uid") is not None:
+    if spec.get("nproc"):  # the worker slot's own uid: a limit no other student shares
         resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)
+    if spec.get("uid") is not None:
         os.setgroups([])
         os.setgid(spec["uid"])
         os.setuid(spec["uid"])  # from root to another uid: every capability is gone

@@ -166,10 +166,10 @@ def _read(entry: Path, source) -> bytes:
 
 def _unreadable(err: Exception) -> str:
     """Why a damaged or unusual zip entry cannot be read, in words."""
-    kinds = {RuntimeError: "an encrypted entry", NotImplementedError: "an unsupported "
-             "compression method (save it as a plain zip)", zipfile.BadZipFile: "damaged"}
+    kinds = {NotImplementedError: "an unsupported compression method (save it as a plain "
+             "zip)", RuntimeError: "an encrypted entry", zipfile.BadZipFile: "damaged"}
     what = next((w for kind, w in kinds.items() if isinstance(err, kind)), "damaged")
-    return f"cannot be read ({what}: {clean(err, 120)})"
+    return f"cannot be read ({what}: {clean(err, 120) or type(err).__name__})"
 
 
 def _extra(entry: Path, source, name: str, notes: list) -> str:
@@ -257,17 +257,17 @@ def repair(nb, release) -> list[str]:
 def load(entry: Path, releases: dict) -> Submission:
     """Read and check one student's submission (a folder or a zip file)."""
     is_zip = entry.suffix.lower() == ".zip" and entry.is_file()
-    name = clean(entry.name)
-    sub = Submission(student_id(entry.stem if is_zip else entry.name), name)
+    origin = clean(entry.name)
+    sub = Submission(student_id(entry.stem if is_zip else entry.name), origin)
     if entry.is_symlink() or not (entry.is_dir() or is_zip):
-        return sub.reject(f"{name} is neither a folder nor a .zip file: put each "
+        return sub.reject(f"{origin} is neither a folder nor a .zip file: put each "
                           "student's files in a folder (or zip) named after the student")
     try:
         files = _files(entry)
     except ValueError as err:
-        return sub.reject(f"{name} {err}: it was not graded; ask for the notebook alone")
+        return sub.reject(f"{origin} {err}: it was not graded; ask for the notebook alone")
     except Exception as err:  # zipfile.BadZipFile, OSError, ...: a damaged archive
-        return sub.reject(f"{name} cannot be opened ({clean(err, 200)}): ask for it again")
+        return sub.reject(f"{origin} cannot be opened ({clean(err, 200)}): ask for it again")
     notes = []
     for name, release in releases.items():
         wanted = f"{name}.ipynb"
@@ -282,7 +282,7 @@ def load(entry: Path, releases: dict) -> Submission:
         except ValueError as err:
             return sub.reject(f"{wanted} {err}: ask for it without outputs (Clear All Outputs)")
         except Exception as err:  # zlib.error, RuntimeError, NotImplementedError, BadZipFile
-            return sub.reject(f"{wanted} in {name} {_unreadable(err)}: ask for it again")
+            return sub.reject(f"{wanted} in {origin} {_unreadable(err)}: ask for it again")
         try:
             nb = parse(raw, wanted)
         except ValueError as err:

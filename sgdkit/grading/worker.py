@@ -69,12 +69,16 @@ def _config(base, job: dict):
 
 
 def _prepare(job: dict) -> None:
-    """Sandbox spec, kernelspec and environment for one job (run in J, as root)."""
+    """Sandbox spec, kernelspec and environment for one job (run in J, as root). In mode root,
+    J then gives up root for the job slot's uid (``_drop``): nbgrader runs the student's
+    notebook, and the grader reads its output, unprivileged."""
     jd = Path(job["job_dir"])
     runtime = jd / "runtime"
     for sub in ("runtime", "exits", "jupyter/kernels/" + KERNEL_NAME, "jupyter-config"):
         (jd / sub).mkdir(parents=True, exist_ok=True)
-    uid = limits.SLOT_UID + job["slot"] if sandbox.switches_uid(job["mode"]) else None
+    slot_uid = limits.SLOT_UID + job["slot"] if sandbox.switches_uid(job["mode"]) else None
+    drop = slot_uid is not None and job["mode"] == "root" and not job.get("warmup")
+    uid = None if drop else slot_uid  # dropped: the kernel keeps J's uid (bwrap, user ns)
     if uid is not None:
         os.chown(runtime, uid, uid)
         os.chown(jd / "scratch", uid, uid)
@@ -87,6 +91,7 @@ def _prepare(job: dict) -> None:
            "NBGRADER_EXECUTION": "autograde", "SGDKIT_GRADING_JOB": job["token"]}
     isolated = job["mode"] in ("root", "userns")
     spec = {"mode": job["mode"], "memory_mb": job["memory_mb"], "uid": uid,
+            "nproc": slot_uid is not None,
             "keep_ro": job["keep_ro"], "runtime_dir": str(runtime), "exit_dir": str(jd / "exits"),
             "files_dir": str(jd / "files"), "startup": job["startup"], "env": env,
             "home": "/tmp/home" if isolated else str(jd / "scratch" / "home")}
@@ -100,6 +105,23 @@ def _prepare(job: dict) -> None:
                       JUPYTER_CONFIG_DIR=str(jd / "jupyter-config"),
                       JUPYTER_RUNTIME_DIR=str(runtime), SGDKIT_GRADING_JOB=job["token"],
                       PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    if drop:
+        _drop(job, slot_uid)
+
+
+def _drop(job: dict, uid: int) -> None:
+    """J gives up root for uid: its job folder becomes uid's, Python stays reachable (J has a
+    mount namespace of its own), then setuid (every capability is gone)."""
+    jd = Path(job["job_dir"])
+    sandbox.reachable(job["keep_ro"])
+    for root, dirs, files in os.walk(jd):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.chown(name, uid, uid, follow_symlinks=False)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # setuid cleared it
+    os.environ["HOME"] = str(jd / "scratch")
 
 
 def _outputs(path: Path):
@@ -131,7 +153,10 @@ def verify(job: dict, db_url: str) -> dict:
             nb = nbformat.read(path, as_version=4)
             verdict = probes.rescore(nb, None if reference is None
                                      else reference.get(path.stem, {}))
+            mode = path.stat().st_mode  # nbgrader leaves it read-only; we own it
+            path.chmod(mode | 0o200)
             nbformat.write(nb, path)
+            path.chmod(mode)
             for grade_id, cell in verdict["cells"].items():
                 grade = gb.find_grade(grade_id, path.stem, job["assignment"], job["student"])
                 grade.auto_score = cell["score"]
@@ -241,7 +266,10 @@ def run_job(job: dict, base_config) -> dict:
             text += "\n" + made.get("log", "") + made.get("error", "")
         if HideHiddenTests.removed:  # the student's outputs quoted hidden tests
             flags.append("feedback_redacted")
-    result = {"status": status, "message": message, "flags": flags, "log": text[-6000:],
+    checks = [f"{cell}: {problem}" for v in verdicts.values() for cell, c in v["cells"].items()
+              for problem in c["problems"]]
+    text = "".join(f"grader's check failed: {line}\n" for line in checks[:50]) + text
+    result = {"status": status, "message": message, "flags": flags, "log": text[-8000:],
               "scored": run["success"], "verdicts": verdicts,
               "seconds": {"autograde": round(graded_at - start, 3),
                           "feedback": round(time.monotonic() - graded_at, 3)}}
