@@ -120,8 +120,8 @@ def _files(entry: Path) -> dict:
     found = {}
     if entry.is_dir():
         paths = []
-        for path in entry.rglob("*"):
-            if len(paths) >= MAX_FILES:
+        for count, path in enumerate(entry.rglob("*")):
+            if count >= MAX_FILES:
                 raise ValueError(f"holds more than {MAX_FILES} files")
             if path.suffix in (".ipynb", ".py") or path.name in EXTRAS:
                 paths.append(path)

@@ -1,0 +1,175 @@
+"""Unit tests of the grader's building blocks that need no batch: text, limits, execute,
+feedback and submissions helpers (issue 15)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from sgdkit.grading import execute, feedback, limits, submissions, text
+
+
+def test_clean_makes_any_text_printable():
+    dirty = "ok \ud800 \x1b[31mred\x1b[0m \x07bell\u202e tab\tline\n"
+    assert text.clean(dirty) == "ok \\ud800 red bell tab\tline\n"
+    assert text.clean(b"bytes") == "b'bytes'"
+    assert text.clean("x" * 10, 4) == "xxxx..."
+
+
+def test_depth_ignores_brackets_in_strings():
+    assert text.depth('["[[[[", {"a": [1]}]') == 3
+    assert text.depth("[" * 40 + "]" * 40) == 40
+
+
+def fake_tree(tmp_path, version):
+    """A cgroup file system of plain folders, as the kernel would lay it out."""
+    if version == 2:
+        parent = tmp_path / "unified" / "grader"
+        parent.mkdir(parents=True)
+        (parent / "cgroup.subtree_control").write_text("")
+        return ({"unified": "/unified"}, {"unified": "/grader"})
+    for name in limits.CONTROLLERS:
+        (tmp_path / name / "grader").mkdir(parents=True)
+    return ({n: f"/{n}" for n in limits.CONTROLLERS}, {n: "/grader" for n in limits.CONTROLLERS})
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_cgroup_gets_every_limit(tmp_path, monkeypatch, version):
+    mounts, own = fake_tree(tmp_path, version)
+    monkeypatch.setattr(limits, "_mounts", lambda: mounts)
+    monkeypatch.setattr(limits, "_own", lambda: own)
+    group = limits.Cgroup.create("job", 64, 256, cpus=0.5, root=tmp_path)
+    assert group.version == version
+    memory = str((256 + limits.GRADER_MB) * 2**20)
+    if version == 2:
+        folder = tmp_path / "unified" / "grader" / "job"
+        assert (folder / "pids.max").read_text() == "64\n"
+        assert (folder / "memory.max").read_text() == memory + "\n"
+        assert (folder / "cpu.max").read_text() == "50000 100000\n"
+        assert "+memory" in (tmp_path / "unified" / "grader" / "cgroup.subtree_control").read_text()
+        (folder / "memory.events").write_text("low 0\nmax 3\noom_kill 1\n")
+        (folder / "pids.events").write_text("max 0\n")
+        assert group.events() == {"memory"}
+    else:
+        assert (tmp_path / "pids" / "grader" / "job" / "pids.max").read_text() == "64\n"
+        assert (tmp_path / "memory" / "grader" / "job" / "memory.limit_in_bytes"
+                ).read_text() == memory + "\n"
+        assert (tmp_path / "cpu" / "grader" / "job" / "cpu.cfs_quota_us").read_text() == "50000\n"
+        (tmp_path / "pids" / "grader" / "job" / "pids.events").write_text("max 5\n")
+        (tmp_path / "memory" / "grader" / "job" / "memory.oom_control").write_text(
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+        assert group.events() == {"processes"}
+    group.add(12345)
+    assert group.pids() == [12345]
+
+
+def test_no_cgroup_where_none_can_be_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "_mounts", lambda: {})
+    monkeypatch.setattr(limits, "_own", lambda: {})
+    assert limits.Cgroup.create("job", 64, 256, root=tmp_path) is None
+    assert "NO cgroups" in limits.describe("", 64, 256)
+    assert "cgroup v1" in limits.describe("v1", 64, 256)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not limits.available(64, 256),
+                    reason="needs root and a writable cgroup hierarchy")
+def test_a_real_cgroup_stops_a_fork_bomb_and_is_removed():
+    group = limits.Cgroup.create(f"sgdkit-test-{os.getpid()}", 16, 128)
+    bomb = ("import os, time\nfor _ in range(40):\n    try:\n"
+            "        os.fork() or (time.sleep(30), os._exit(0))\n"
+            "    except OSError:\n        break\ntime.sleep(30)")
+    proc = subprocess.Popen([sys.executable, "-c", bomb],
+                            preexec_fn=lambda: group.add(os.getpid()))
+    for _ in range(100):
+        if "processes" in group.events():
+            break
+        subprocess.run(["sleep", "0.05"])
+    assert "processes" in group.events() and len(group.pids()) <= 16
+    group.remove()
+    assert proc.wait() == -9 and not any(f.exists() for f in group.folders.values())
+
+
+def test_the_budget_splits_the_job_limit_between_cells(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(execute.time, "monotonic", lambda: now[0])
+    budget = execute.Budget(per_cell=10, per_job=25)
+    cell = new_code_cell("x")
+    assert budget(cell) == 10
+    now[0] += 20
+    assert budget(cell) == 5 and budget.limited == [f"#{cell.id}"]
+    now[0] += 30
+    assert budget(cell) == execute.MIN_S
+    probe = new_code_cell("probe")
+    probe.id = "sgdkit-probes-0"
+    assert budget(probe) == 10  # the grader's checks always get a full cell's time
+    import copy
+
+    assert copy.deepcopy(budget) is budget
+
+
+def test_feedback_shows_verdicts_and_text_only():
+    test = new_code_cell("assert f() == 1")
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1}
+    test.outputs = [new_output("stream", name="stdout", text="student print"),
+                    new_output("error", ename="AssertionError", evalue="f() should be 1 \ud800",
+                               traceback=["\x1b[31mTraceback\x1b[0m"])]
+    answer = new_markdown_cell("<script>x</script> ```` fence")
+    answer.metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "a"}
+    code = new_code_cell("show()")
+    code.outputs = [new_output("display_data", data={"text/html": "<script>x</script>",
+                                                     "text/plain": "shown"})]
+    for cell in (test, answer, code):
+        feedback.safe(cell)
+    assert [o.output_type for o in test.outputs] == ["error"]
+    assert test.outputs[0].evalue == "f() should be 1 \\ud800"
+    assert answer.source.startswith("`````text\n<script>")
+    assert code.outputs[0].data == {"text/plain": "shown"}
+
+
+def test_contain_is_installed_once():
+    execute.contain()
+    execute.contain()
+    from nbclient import NotebookClient
+
+    assert NotebookClient._sgdkit_contained
+
+
+def test_zip_entries_are_counted_without_opening_the_zip(tmp_path):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(7):
+            archive.writestr(f"{i}.txt", "x")
+    assert submissions.zip_entries(path) == 7
+    (tmp_path / "b.zip").write_bytes(b"not a zip")
+    assert submissions.zip_entries(tmp_path / "b.zip") == -1
+
+
+def test_a_folder_with_too_many_files_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setattr(submissions, "MAX_FILES", 3)
+    for i in range(5):
+        (tmp_path / "s" / f"{i}.txt").parent.mkdir(exist_ok=True)
+        (tmp_path / "s" / f"{i}.txt").write_text("x")
+    release = new_notebook()
+    sub = submissions.load(tmp_path / "s", {"toy": release})
+    assert sub.status == "rejected" and "more than 3 files" in sub.message
+
+
+def test_an_unforeseen_error_rejects_that_entry_only(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        nbformat.write(new_notebook(), tmp_path / name / "toy.ipynb")
+
+    def broken(entry, releases):
+        if entry.name == "a":
+            raise RecursionError("a bug of ours")
+        return submissions.Submission("b", "b")
+
+    monkeypatch.setattr(submissions, "load", broken)
+    found = submissions.discover(Path(tmp_path), {"toy": new_notebook()})
+    assert [(s.student, s.status) for s in found] == [("a", "rejected"), ("b", "")]
+    assert "RecursionError" in found[0].message
