@@ -228,10 +228,13 @@ def test_phone_navigation_reaches_the_chapters(html, server, browser, width):
     toggle.click()
     drawer = page.locator("#pst-primary-sidebar-modal")
     drawer.wait_for(state="visible", timeout=5000)
-    link = drawer.locator("a[href*='04_stochastic_gradient_descent']").first
-    assert link.is_visible(), f"{width} px: the drawer shows no chapter links"
-    link.click()
-    page.wait_for_url("**/04_stochastic_gradient_descent.html")
+    chapters = [a for a in drawer.locator("nav.bd-links a[href$='.html']").all()
+                if a.is_visible()]
+    assert len(chapters) >= 2, f"{width} px: the drawer shows no chapter links"
+    target = chapters[-1]  # the last chapter listed: another page
+    href = target.get_attribute("href")
+    target.click()
+    page.wait_for_url(f"**/{href.split('/')[-1]}")
     assert not errors, errors
     page.close()
 
@@ -320,7 +323,7 @@ def test_no_code_or_output_scrolls_sideways(html, server, browser):
         wide = page.evaluate("""() => [...document.querySelectorAll(
               'div.cell_input pre, div.cell_output pre, div.highlight pre')]
             .filter(e => e.scrollWidth > e.clientWidth + 1)
-            .map(e => e.innerText.split('\\n').reduce((a, b) => a.length > b.length ? a : b))""")
+            .map(e => e.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b))""")
         problems += [f"{name}: scrolls sideways: {line[:100]!r}" for line in wide]
         page.close()
     assert not problems, "\n".join(problems)
