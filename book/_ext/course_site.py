@@ -2,7 +2,8 @@
 
 - ``_static/sidebar-toggle.js``: the sidebar toggles work (pydata-sphinx-theme issue 2451)
 - ``_static/course.css``: long outputs wrap, animations as wide as figures, print styles
-- formulas are not tab stops (MathJax's menu setting ``inTabOrder``; the menu stays)
+- formulas are not tab stops (MathJax's menu setting ``inTabOrder``; the menu stays), except
+  display formulas too wide for the column (``_static/wide-formulas.js``: they scroll)
 - the bibliography is a list of list items for screen readers (docutils writes
   ``role="list"`` around entries with the deprecated ``role="doc-biblioentry"``)
 - math in bibliography entries (``{$O(1/k^2)$}`` in a BibTeX title) is typeset
@@ -59,5 +60,6 @@ def setup(app):
     app.connect("doctree-resolved", _bibliography_math)
     app.connect("html-page-context", _bibliography_roles)
     app.add_js_file("sidebar-toggle.js")
+    app.add_js_file("wide-formulas.js")
     app.add_css_file("course.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
