@@ -15,3 +15,13 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// The chapter list opens a chapter's sections with a <summary> that holds only an icon, so a
+// screen reader announces a nameless control (axe-core: summary-name). Name it.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const summary of document.querySelectorAll(".bd-sidebar details > summary")) {
+    const link = summary.parentElement.previousElementSibling;
+    const title = link ? link.textContent.trim() : "this part";
+    summary.setAttribute("aria-label", `Sections of ${title}`);
+  }
+});
