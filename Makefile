@@ -15,11 +15,12 @@ ASSIGNMENT ?=
 SUBMISSIONS ?=
 OUT ?= grades
 
-.PHONY: help venv chromium bubblewrap book test lint exercises \
+.PHONY: help venv chromium cjk-font bubblewrap book translations test lint exercises \
         grade bench serve clean student-jupyter instructor-jupyter
 
 help:
-	@echo "make book       build the site into _build/html"
+	@echo "make book       build the site into _build/html (the Chinese edition into _build/html/zh)"
+	@echo "make translations  refresh locales/zh_CN/LC_MESSAGES/*.po from the English pages"
 	@echo "make test       run every test (unit, notebooks, exercises, site)"
 	@echo "make exercises  regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
 	@echo "make grade ASSIGNMENT=01_gradient_descent SUBMISSIONS=path/to/submissions [OUT=grades]"
@@ -61,7 +62,17 @@ instructor-jupyter: $(STAMP)
 
 book: $(STAMP)
 	jupyter-book build . --warningiserror --nitpick --keep-going
+	@# The Chinese edition: same notebooks, same execution cache, catalogs from locales/zh_CN
+	python locales/build.py zh _build/zh --warningiserror --nitpick --keep-going
+	rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
+
+# The message catalogs of the Chinese edition: every paragraph, heading, caption and table cell
+# of the English pages (gettext, reusing the execution cache), merged into locales/zh_CN by
+# sphinx-intl; new or changed messages come out empty or fuzzy until they are translated.
+translations: $(STAMP)
+	python locales/build.py gettext _build/gettext
+	sphinx-intl update -p _build/gettext/_build/gettext -l zh_CN -d locales
 
 # Every layer in one pytest run: sgdkit units, exercises and grading, nbval over every notebook in
 # book/ and solutions/, and the site (built from scratch, then checked in Chromium).
@@ -69,7 +80,7 @@ book: $(STAMP)
 # One BLAS/torch thread per process: two workers on 2 cores, and no oversubscription.
 # Line coverage of sgdkit (test processes, grading workers and jobs, notebook kernels) >= 90%.
 test: export OMP_NUM_THREADS := 1
-test: $(STAMP) chromium bubblewrap
+test: $(STAMP) chromium cjk-font bubblewrap
 	ruff check sgdkit tests benchmarks $(wildcard solutions/*/*.probes.py) nbgrader_config.py \
 	  book jupyter
 	pytest -n $(JOBS) --dist loadfile -p no:cacheprovider \
@@ -84,6 +95,16 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else \
 	    echo "Chromium is missing: install it with 'sudo apt-get install chromium' and rerun"; exit 1; \
+	  fi; }
+
+# The Chinese edition's pages are checked in Chromium with a CJK font from Debian.
+cjk-font:
+	@fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's fonts-wqy-microhei for the Chinese pages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei; \
+	  else \
+	    echo "a CJK font is missing: install it with 'sudo apt-get install fonts-wqy-microhei'"; exit 1; \
 	  fi; }
 
 # The grader runs each student's kernel in Debian's bubblewrap (an allow-list file system).
