@@ -87,12 +87,13 @@ test: $(STAMP) chromium cjk-font bubblewrap
 	  --cov=sgdkit --cov-report=term:skip-covered --cov-fail-under=90 \
 	  tests book solutions --ignore=tests/fixtures --nbval-lax --nbval-current-env
 
-# The browser tests use Debian's Chromium (never a downloaded browser).
+# The browser tests use Debian's Chromium (never a downloaded browser), and DejaVu fonts: the
+# site test measures that 88 columns of code fit, in DejaVu Sans Mono.
 chromium:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; \
 	  else \
 	    echo "Chromium is missing: install it with 'sudo apt-get install chromium' and rerun"; exit 1; \
 	  fi; }

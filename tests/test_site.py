@@ -213,6 +213,8 @@ def test_screenshots(html, server, browser):
     for label, name in PAGES_TO_SHOW:
         for width in (1280, 390):
             page, errors, failed = visit(browser, f"{server}/{name}", width)
+            if label == "chapter":  # the animation, not the title
+                page.locator(".animation").first.scroll_into_view_if_needed()
             path = shots / f"{label}-{width}.png"
             page.screenshot(path=str(path), full_page=False)
             assert path.stat().st_size > 10_000, f"blank screenshot of {name} at {width} px"
