@@ -54,7 +54,7 @@ ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_A
                "MASTER_PORT")
 # Each task's options and their defaults; the command line spells them --batch-size etc.
 TASKS = {
-    "grad-check": {"batch_size": 64, "seed": 0},
+    "grad-check": {"batch_size": 64, "seed": 0, "timing_widths": ""},
     "train": {"num_epochs": 20, "batch_size": 64, "lr": 0.1, "seed": 0, "ddp": False},
     "step-times": {"widths": "16,1024", "batch_size": 448, "num_steps": 10, "seed": 0},
 }
@@ -158,13 +158,16 @@ def average_gradients(model: nn.Module) -> None:
         g.copy_(part.view_as(g))
 
 
-def grad_check(batch_size: int = 64, seed: int = 0) -> dict:
+def grad_check(batch_size: int = 64, seed: int = 0, timing_widths: str = "") -> dict:
     """Each worker takes its shard of one fixed batch; compare the all-reduced mean of the
     shards' gradients with the gradient of the whole batch computed in one process.
 
     Returns (all on every worker) ``grad_full`` (the whole batch, one process), ``grad_avg``
     (the averaged shard gradients), ``shard_grads`` (each worker's own, before averaging),
-    ``max_abs_diff = max |grad_avg - grad_full|`` and ``max_diff_between_workers``.
+    ``max_abs_diff = max |grad_avg - grad_full|`` and ``max_diff_between_workers``. With
+    ``timing_widths`` (e.g. ``"16,1024"``) the same workers then also run
+    ``step_times(timing_widths)``, returned as ``step_times``: starting processes costs
+    seconds, so one launch does both.
     """
     rank, world_size = _world()
     X, y = fixed_batch(batch_size, seed)
@@ -180,6 +183,7 @@ def grad_check(batch_size: int = 64, seed: int = 0) -> dict:
 
     shard_grads = _gather(mine, world_size)
     averages = _gather(grad_avg, world_size)
+    timings = step_times(timing_widths, seed=seed) if timing_widths else None
     return {
         "task": "grad-check", "world_size": world_size, "batch_size": batch_size,
         "shard_size": rows.stop - rows.start, "num_parameters": len(grad_avg),
@@ -187,6 +191,7 @@ def grad_check(batch_size: int = 64, seed: int = 0) -> dict:
         "shard_grads": [g.tolist() for g in shard_grads],
         "max_abs_diff": (grad_avg - grad_full).abs().max().item(),
         "max_diff_between_workers": max((a - grad_avg).abs().max().item() for a in averages),
+        "step_times": timings,
     }
 
 

@@ -99,8 +99,9 @@ def test_step_times_split_compute_from_communication():
     for s in alone["sizes"]:
         assert s["compute"] > 0 and s["step"] > 0
         assert s["communicate"] < 1e-3  # one process: nothing to send
-    two = parallel.run(2, "step-times", widths="8", batch_size=16, num_steps=2)
-    assert two["world_size"] == 2 and two["shard_size"] == 8
+    # two workers: the step-times task, here as part of a grad-check launch
+    two = parallel.run(2, "grad-check", batch_size=16, timing_widths="8")["step_times"]
+    assert two["world_size"] == 2 and two["shard_size"] == 448 // 2
     (size,) = two["sizes"]
     assert size["num_parameters"] == 30 * 8 + 8 + 8 + 1
     assert size["communicate"] > 0 and size["step"] >= size["communicate"]
