@@ -357,10 +357,14 @@ def test_13_a_second_batch_into_the_same_out_merges_by_student(batch, tmp_path):
     assert not list(out.glob(".grades-*"))  # written atomically: no temporary file left
 
 
-def test_the_hostile_batch_time(batch):
-    """What this batch adds to `make test` (measured, reported in the issue note)."""
-    print(f"hostile batch: {batch['seconds']:.0f} s")
-    assert batch["seconds"] < 240
+def test_the_hostile_batch_time_and_the_parents_memory(batch):
+    """What this batch adds to `make test`, and the parent's peak memory (this process ran
+    the batch: a 21 MB notebook and a zip of 5001 entries among its input)."""
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"hostile batch: {batch['seconds']:.0f} s, parent peak {peak_mb:.0f} MB")
+    assert batch["seconds"] < 240 and peak_mb < 1024
 
 
 def test_the_json_a_student_shapes_is_bounded():

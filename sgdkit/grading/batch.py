@@ -398,7 +398,7 @@ def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
                            f"(found: {', '.join(known) or 'none'})")
     out.mkdir(parents=True, exist_ok=True)
     mode = sandbox.probe() if isolation == "auto" else isolation
-    cgroups = limits.available(processes, memory_mb) if mode != "none" else ""
+    cgroups = limits.available(processes, memory_mb)
     line = (f"{sandbox.describe(mode)}\nlimits: {limits.describe(cgroups, processes, memory_mb)}"
             f"; {timeout:g} s per cell, {job_timeout:g} s per notebook")
     batch = Batch(found, assignment, submissions, out, workers, timeout, memory_mb, mode,

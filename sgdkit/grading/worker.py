@@ -4,10 +4,13 @@ A worker imports nbgrader once and grades a warm-up submission (the blank studen
 in-process, so that every job it forks starts warm and a broken setup shows before any student
 is graded. For each submission it forks
 
-    worker ── C (own session; unshare(CLONE_NEWPID)) ── J (PID 1 of a new PID namespace)
+    worker ── C (own session, own cgroup) ── J (PID 1 of new PID and mount namespaces)
 
 C first joins a cgroup made for this job (``limits.py``: processes, memory with tmpfs, CPU), so
-everything the job starts is counted against its own limits only. J runs nbgrader's own
+everything the job starts is counted against its own limits only. J mounts its own ``/proc``
+and, in mode ``root``, gives up root for the worker slot's uid (``_drop``): from there on
+nothing runs privileged, neither nbgrader nor the code that reads the student's output. J runs
+nbgrader's own
 ``Autograde`` and ``GenerateFeedback`` converters on a private course holding only this
 student's notebook(s) and a copy of the template gradebook; the kernels they start go through
 ``sandbox.py``. Each cell has ``--timeout`` seconds and the student's cells together
