@@ -173,3 +173,85 @@ def test_an_unforeseen_error_rejects_that_entry_only(tmp_path, monkeypatch):
     found = submissions.discover(Path(tmp_path), {"toy": new_notebook()})
     assert [(s.student, s.status) for s in found] == [("a", "rejected"), ("b", "")]
     assert "RecursionError" in found[0].message
+
+
+def graded_job(tmp_path, outputs, **extra):
+    """A job folder whose autograded notebook has one cell with these outputs."""
+    folder = tmp_path / "course" / "autograded" / "s" / "toy"
+    folder.mkdir(parents=True)
+    cell = new_code_cell("x")
+    cell.metadata["nbgrader"] = {"grade_id": "slow"}
+    cell.outputs = outputs
+    nbformat.write(new_notebook(cells=[cell]), folder / "toy.ipynb")
+    (tmp_path / "exits").mkdir()
+    return dict({"job_dir": str(tmp_path), "student": "s", "timeout": 10, "job_timeout": 30},
+                **extra)
+
+
+def test_classify_names_the_cell_and_the_limit(tmp_path):
+    from sgdkit.grading.worker import classify
+
+    timeout = [new_output("error", ename="CellTimeoutError", evalue="", traceback=[])]
+    budget = execute.Budget(10, 30)
+    budget.limited.append("slow")
+    status, message, _ = classify(graded_job(tmp_path / "a", timeout, budget=budget), True, "")
+    assert status == "timeout" and "toy:slow" in message and "--job-timeout" in message
+    status, message, _ = classify(graded_job(tmp_path / "b", timeout), True, "")
+    assert status == "timeout" and "limit per cell" in message
+    memory = [new_output("error", ename="MemoryError", evalue="", traceback=[]),
+              new_output("stream", name="stdout", text=execute.TRUNCATED)]
+    status, message, flags = classify(graded_job(tmp_path / "c", memory), True, "")
+    assert (status, flags) == ("graded", ["memory_limit", "output_truncated"])
+
+
+def test_classify_says_how_a_kernel_died_or_why_nbgrader_failed(tmp_path):
+    from sgdkit.grading.worker import classify
+
+    job = graded_job(tmp_path, [])
+    (tmp_path / "exits" / "k.json").write_text('{"exitcode": -11}')
+    (tmp_path / "exits" / "broken.json").write_text("{")
+    assert "segmentation fault" in classify(job, False, "DeadKernelError")[1]
+    (tmp_path / "exits" / "k.json").write_text('{"exitcode": 3}')
+    assert "code 3" in classify(job, False, "Kernel died")[1]
+    assert classify(job, False, "CellTimeoutError")[0] == "timeout"
+    status, message, _ = classify(job, False, "line\nValueError: \ud800 bad\n")
+    assert status == "error" and "ValueError: \\ud800 bad" in message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
+def test_reachable_lets_another_uid_reach_a_closed_folder(tmp_path):
+    """In a mount namespace of its own, a folder under a closed one (mode 0700) is reachable
+    by another uid; outside, nothing changed."""
+    from sgdkit.grading import sandbox
+
+    closed = tmp_path / "closed"
+    (closed / "inner" / "python").mkdir(parents=True)
+    (closed / "secret.txt").write_text("x")
+    closed.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            sandbox.unshare(sandbox.CLONE_NEWNS)
+            sandbox._check(sandbox._libc.mount(None, b"/", None, sandbox.ctypes.c_ulong(
+                sandbox.MS_REC | sandbox.MS_PRIVATE), None), "private")
+            sandbox.reachable([str(closed / "inner" / "python")])
+            listed = sorted(os.listdir(closed))
+            code = 0 if listed == ["inner"] and os.stat(closed).st_mode & 0o005 else 2
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert sorted(os.listdir(closed)) == ["inner", "secret.txt"]
+
+
+def test_describe_names_every_mode():
+    from sgdkit.grading import sandbox
+
+    assert "root only sets up" in sandbox.describe("root")
+    assert "user namespace" in sandbox.describe("userns")
+    assert "NO namespaces" in sandbox.describe("none")
+    args = sandbox.bwrap_args({"keep_ro": [sys.prefix], "runtime_dir": "/tmp/a/run",
+                               "files_dir": "/tmp/a/files", "uid": 64000})
+    assert args[0] == "bwrap" and "--cap-add" in args
+    assert args[-4:] == ["--remount-ro", "/", "--chdir", "/tmp"]
+    assert args.index("--tmpfs") < args.index("/tmp/a/run")  # binds after the tmpfs over /tmp
