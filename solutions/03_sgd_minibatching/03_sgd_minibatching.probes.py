@@ -6,6 +6,8 @@ rng.choice(n, n, replace=False), ...), and these give different numbers. So wher
 random, the probes record what every correct answer shares (batch sizes, the indices used,
 whether orders change, results on data where the order cannot matter), never one particular
 random order or draw."""
+import numbers
+
 import numpy as np
 
 from sgdkit.grading.probes import probe
@@ -90,33 +92,33 @@ w0_gd = probe_rng.standard_normal(3)
 
 def sgd_and_start(w0, lr, num_epochs, batch_size, seed, X=X_gd, y=y_gd):
     """The path of sgd, and w0 after the call (it must not change)."""
-    return sgd(X, y, w0, lr, num_epochs, batch_size, seed), w0
+    return minibatch_sgd(X, y, w0, lr, num_epochs, batch_size, seed), w0
 
 
 # one batch per epoch (batch_size >= n): gradient descent, whatever the order
 probe("test_sgd", "sgd with batch_size = n = 12, and w0 after it",
-      lambda: sgd_and_start(w0_gd.copy(), 0.15, 5, 12, 7), rtol=1e-8, atol=1e-10)
+      lambda: sgd_and_start(w0_gd.copy(), 0.15, 5, 12, 7), rtol=1e-5, atol=1e-8)
 probe("test_sgd", "sgd with batch_size = 30 > n = 12, and w0 after it",
-      lambda: sgd_and_start(w0_gd.copy(), 0.1, 4, 30, 8), rtol=1e-8, atol=1e-10)
+      lambda: sgd_and_start(w0_gd.copy(), 0.1, 4, 30, 8), rtol=1e-5, atol=1e-8)
 probe("test_sgd", "sgd with num_epochs = 0",
-      lambda: sgd_and_start(w0_gd.copy(), 0.1, 0, 5, 9), rtol=1e-8, atol=1e-10)
+      lambda: sgd_and_start(w0_gd.copy(), 0.1, 0, 5, 9), rtol=1e-5, atol=1e-8)
 probe("test_sgd", "sgd with w0 a list (batch_size = n)",
-      lambda: sgd(X_gd, y_gd, [0.5, -1.0, 2.0], 0.1, 3, 12, 10),
-      rtol=1e-8, atol=1e-10)
+      lambda: minibatch_sgd(X_gd, y_gd, [0.5, -1.0, 2.0], 0.1, 3, 12, 10),
+      rtol=1e-5, atol=1e-8)
 # identical examples: every batch's mean gradient is the full gradient, so the path counts the
 # steps per epoch (ceil(n / batch_size), the last batch shorter) whatever the order
 X_same, y_same = np.tile([[0.5, -1.0, 2.0]], (11, 1)), np.full(11, -1.5)
 for B_p, epochs_p in [(4, 3), (5, 2), (3, 2)]:
     probe("test_sgd", f"sgd on 11 identical examples, batch_size = {B_p}",
-          lambda B_p=B_p, epochs_p=epochs_p: sgd(X_same, y_same, np.zeros(3), 0.05,
-                                                 epochs_p, B_p, 11), rtol=1e-8, atol=1e-10)
+          lambda B_p=B_p, epochs_p=epochs_p: minibatch_sgd(X_same, y_same, np.zeros(3), 0.05,
+                                                 epochs_p, B_p, 11), rtol=1e-5, atol=1e-8)
 # orthogonal examples: each step moves only the coordinates of its batch, so the path shows
 # that every example is used once per epoch, with the mean over its batch, in any order
 X_orth, y_orth = np.diag([1.0, 2.0, 0.5, 1.5, 0.8, 1.2]), probe_rng.standard_normal(6)
 for B_p in [1, 2, 3]:
     probe("test_sgd", f"sgd on 6 orthogonal examples, batch_size = {B_p}",
-          lambda B_p=B_p: sgd(X_orth, y_orth, np.zeros(6), 0.3, 4, B_p, 12),
-          rtol=1e-8, atol=1e-10)
+          lambda B_p=B_p: minibatch_sgd(X_orth, y_orth, np.zeros(6), 0.3, 4, B_p, 12),
+          rtol=1e-5, atol=1e-8)
 
 X_mix, y_mix = probe_rng.standard_normal((4, 3)), probe_rng.standard_normal(4)
 
@@ -124,20 +126,20 @@ X_mix, y_mix = probe_rng.standard_normal((4, 3)), probe_rng.standard_normal(4)
 def epochs_change_order(seed, num_epochs=6):
     """Does some epoch take another order than the first? Epoch k of a run from seed is
     compared with the first epoch of a new run from seed, started at the same point."""
-    path = sgd(X_mix, y_mix, np.zeros(3), 0.2, num_epochs, 1, seed)
-    return bool(any(not np.allclose(sgd(X_mix, y_mix, path[k], 0.2, 1, 1, seed)[1],
+    path = minibatch_sgd(X_mix, y_mix, np.zeros(3), 0.2, num_epochs, 1, seed)
+    return bool(any(not np.allclose(minibatch_sgd(X_mix, y_mix, path[k], 0.2, 1, 1, seed)[1],
                                     path[k + 1], rtol=1e-9, atol=1e-12)
                     for k in range(1, num_epochs)))
 
 
 def same_run_from_same_seed(seed):
-    return bool(np.array_equal(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed),
-                               sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed)))
+    return bool(np.array_equal(minibatch_sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed),
+                               minibatch_sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed)))
 
 
 def seeds_give_different_runs(seed_a, seed_b):
-    return bool(not np.allclose(sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_a),
-                                sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_b)))
+    return bool(not np.allclose(minibatch_sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_a),
+                                minibatch_sgd(X_mix, y_mix, np.zeros(3), 0.2, 5, 1, seed_b)))
 
 
 probe("test_sgd", "sgd takes a new order in later epochs (4 examples, batch_size = 1)",
@@ -207,3 +209,20 @@ def reproducible_float(seed):
 probe("test_minibatch_grad_variance",
       "minibatch_grad_variance: a float, the same twice from the same seed",
       lambda: reproducible_float(35))
+
+
+# -- noise_floor: sum_j lr sigma_j^2 / (B a_j (2 - lr a_j)), math.inf when unstable -------------
+def floor_and_type(*args):
+    value = noise_floor(*args)
+    return float(value), bool(isinstance(value, numbers.Real) and np.ndim(value) == 0)
+
+
+a3, s3 = np.array([0.5, 2.0, 8.0]), np.array([1.0, 0.2, 4.0])
+NF = "test_noise_floor"
+for args in [(0.1, 1, [2.0], [3.0]), (0.05, 4, [1.0, 10.0], [2.0, 5.0]), (0.01, 1, a3, s3),
+             (0.1, 3, a3, s3), (0.2, 16, a3, s3), (0.24, 2, a3, s3), (0.1, 5, list(a3), list(s3)),
+             (0.1, 2, a3, np.zeros(3)), (0.25, 1, a3, s3), (0.3, 4, a3, s3),
+             (0.003, 7, [30.0, 0.1, 1.0, 5.0], [9.0, 0.5, 0.0, 2.0]), (1.9, 2, [1.0], [0.7]),
+             (0.5, 1, np.array([3.9]), np.array([1.0]))]:
+    probe(NF, f"noise_floor{tuple(np.asarray(a).tolist() if isinstance(a, np.ndarray) else a for a in args)}",
+          lambda a=args: floor_and_type(*a), rtol=1e-5, atol=1e-12)
