@@ -315,11 +315,12 @@ def run_isolated(job: dict, base_config) -> dict:
             limit = max(GRADER_MEMORY_MB, 2 * job["memory_mb"]) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             if job["mode"] in ("root", "userns"):
-                sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS)
+                sandbox.unshare(sandbox.CLONE_NEWPID)
                 child = os.fork()
                 if child == 0:
                     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
                     try:
+                        sandbox.unshare(sandbox.CLONE_NEWNS)  # J's own: C keeps the host's
                         sandbox.own_proc()
                         run_job(job, base_config)
                     except BaseException as err:
