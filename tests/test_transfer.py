@@ -187,10 +187,11 @@ def copies(tokens: tuple[str, ...]) -> list[str]:
 
 @cache
 def sgdkit_names() -> dict[str, str]:
-    """Public function and class names defined in sgdkit -> the module."""
+    """Public function and class names defined at the top level of an sgdkit module (what
+    ``from sgdkit.x import name`` reaches) -> the module."""
     names = {}
     for path in sorted((ROOT / "sgdkit").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.parse(path.read_text()).body:
             if (isinstance(node, (ast.FunctionDef, ast.ClassDef))
                     and not node.name.startswith("_")):
                 names.setdefault(node.name, str(path.relative_to(ROOT)))
