@@ -255,3 +255,12 @@ def test_describe_names_every_mode():
     assert args[0] == "bwrap" and "--cap-add" in args
     assert args[-4:] == ["--remount-ro", "/", "--chdir", "/tmp"]
     assert args.index("--tmpfs") < args.index("/tmp/a/run")  # binds after the tmpfs over /tmp
+
+
+def test_help_says_the_timeout_is_per_cell_and_names_the_job_limit(capsys):
+    from sgdkit.grading import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "seconds per cell" in shown and "--job-timeout" in shown and "per notebook" not in shown
