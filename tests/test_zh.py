@@ -7,6 +7,7 @@ test_site.py executes every notebook from scratch; this module checks what the t
 adds. The browser helpers are test_site's.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,8 +22,8 @@ from test_site import browser, server, site_pages, visit  # noqa: F401 (fixtures
 from conftest import ROOT
 
 LOCALE = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
-OUT = ROOT / "_build" / "test-zh"
-CACHE = ROOT / "_build" / ".jupyter_cache"
+OUT = Path(os.environ.get("ZH_TEST_OUT") or ROOT / "_build" / "test-zh")
+CACHE = Path(os.environ.get("CACHE") or ROOT / "_build" / ".jupyter_cache")
 BUILD = [sys.executable, str(ROOT / "locales" / "build.py")]
 CODE = re.compile(r"`[^`]+`")
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.S)
@@ -109,8 +110,6 @@ def build(kind: str, out: Path) -> str:
 
 
 def _env():
-    import os
-
     return {**os.environ, "CACHE": str(CACHE)}
 
 

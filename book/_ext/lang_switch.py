@@ -67,6 +67,9 @@ def _theme_labels(app):
         return
     from babel.messages.pofile import read_po
 
+    # Jupyter Book sets the search box's text as a theme option, not as a message
+    app.config.html_theme_options["search_bar_text"] = "搜索本书……"
+
     for dirs in app.config.locale_dirs:
         po = Path(app.srcdir, dirs, app.config.language, "LC_MESSAGES", "booktheme.po")
         if po.exists():
