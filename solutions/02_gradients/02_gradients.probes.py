@@ -188,3 +188,13 @@ probe("test_autograd_grad", "autograd_grad with a float32 w: the type of the res
 probe("test_autograd_grad", "autograd_grad for d = 1, w a list",
       lambda: autograd_grad(lambda v: torch.sin(v).sum() + (v**2).sum(), [0.7]),
       rtol=1e-10, atol=1e-12)
+
+
+def two_calls():
+    """central_diff_grad on two functions in a row (no state may carry over)."""
+    first = np.array(central_diff_grad(lambda v: np.sum(v**2), np.array([1.0, 2.0])), dtype=float)
+    return first, central_diff_grad(lambda v: np.sum(3 * v), np.array([1.0, 2.0]))
+
+
+probe("test_central_diff_grad", "central_diff_grad twice in a row, on two functions", two_calls,
+      rtol=1e-8, atol=1e-10)
