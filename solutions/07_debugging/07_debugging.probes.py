@@ -1,7 +1,6 @@
 """Probes for 07_debugging: each fixed function run by the grader on models and data of its own;
 the results are compared with the solution's outside the student's kernel. Like the tests, they
 check behaviour only: values, gradients, parameters after steps, modes, learning rates."""
-import copy
 import numbers
 import warnings
 
