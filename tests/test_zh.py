@@ -68,6 +68,22 @@ def test_translations_keep_code_math_links_and_numbers():
     assert not problems, "\n".join(problems[:40])
 
 
+# Words the glossary (locales/zh_CN/GLOSSARY.md) replaces: one term per concept, everywhere.
+NOT_OUR_TERMS = {"小批次": "小批量", "迷你批": "小批量", "批大小": "批量大小", "学习速率": "学习率",
+                 "冲量": "动量", "海森": "黑塞矩阵", "海塞": "黑塞矩阵", "样例": "样本",
+                 "迭代轮数": "轮", "时期": "轮"}
+
+
+def test_translations_use_the_glossary():
+    problems = []
+    for po, messages in catalogs().items():
+        for m in messages:
+            for word, ours in NOT_OUR_TERMS.items():
+                if word in (m.string or ""):
+                    problems.append(f"{po.name}: {word!r} (glossary: {ours!r}) in {m.string[:50]!r}")
+    assert not problems, "\n".join(problems)
+
+
 def test_catalogs_match_the_english_pages(tmp_path):
     """Every message of today's English pages is in a catalog: `make translations` was run
     after the last change to the text (gettext without executing: the texts are the same)."""
