@@ -80,7 +80,8 @@ def test_translations_use_the_glossary():
         for m in messages:
             for word, ours in NOT_OUR_TERMS.items():
                 if word in (m.string or ""):
-                    problems.append(f"{po.name}: {word!r} (glossary: {ours!r}) in {m.string[:50]!r}")
+                    problems.append(f"{po.name}: {word!r} (glossary: {ours!r}) "
+                                    f"in {m.string[:50]!r}")
     assert not problems, "\n".join(problems)
 
 
