@@ -237,7 +237,7 @@ class Batch:
             message = f"the grading job ended without a result (exit {reply.get('exit')}); rerun"
         else:
             status, message = done["status"], done["message"]
-        if hit and (done is None or status == "kernel_died"):
+        if hit and (done is None or status != "graded"):
             what = {"memory": f"its memory limit ({self.memory_mb} MB for the kernel and all "
                               "it started, tmpfs included)",
                     "processes": f"its limit of {self.processes} processes"}

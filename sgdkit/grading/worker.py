@@ -352,11 +352,12 @@ def run_isolated(job: dict, base_config) -> dict:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    hit = []
+    hit, left = [], 0
     if group is not None:
         hit = sorted(group.events())
+        left = len(group.pids()) if job["mode"] == "none" else 0  # else: gone with J's PID ns
         group.remove()
-    leftovers = hunt(job["token"])
+    leftovers = left + hunt(job["token"])
     return {"exit": code, "timed_out": not ready, "leftovers": leftovers, "limits_hit": hit,
             "seconds": round(time.monotonic() - start, 3)}
 
