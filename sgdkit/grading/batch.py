@@ -229,9 +229,10 @@ class Batch:
             message = (f"grading ran past its hard limit of {job['deadline']:g} s (the job "
                        f"limit, {self.timeout:g} s per probe cell and {SLACK_S} s) and was "
                        "stopped; nothing was scored")
-        elif done is None and failed.exists():
+        elif done is None and (failed.exists() or reply.get("error")):
             status = "error"
-            message = f"the grader failed on this submission: {failed.read_text()[:500]}"
+            why = failed.read_text() if failed.exists() else reply["error"]
+            message = f"the grader failed on this submission: {why[-500:]}"
         elif done is None:
             status = "kernel_died"
             message = f"the grading job ended without a result (exit {reply.get('exit')}); rerun"
