@@ -265,6 +265,9 @@ def test_source_notebook_is_a_complete_assignment(assignment):
         f"{expected['autograded_points']} autograded + {expected['manual_points']} manual")
     graded = [k for k, v in expected["wrong_submissions"].items() if "score" in v]
     assert len(graded) >= 2, f"the fixture autogrades {graded}: it needs >= 2 wrong submissions"
+    assert expected.get("correct_variants"), (
+        f"{FIXTURES.name}/{assignment}.json has no correct_variants: add a differently written "
+        f"correct solution (and a float32 one where the task allows floats); they must score full")
 
     student = (ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text()
     leaked = [m for m in MARKERS if m in student]
