@@ -63,9 +63,11 @@ def with_input(f, X):
 X_probe = rng.standard_normal((30, 5)) * np.array([3.0, 0.2, 1.0, 2.0, 0.5])
 U20, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((20, 3)))
 S = "test_max_stable_lr"
-for name, X in [("a 30 x 5 matrix", X_probe), ("a 4 x 9 matrix (n < d)", rng.standard_normal((4, 9))),
+for name, X in [("a 30 x 5 matrix", X_probe),
+                ("a 4 x 9 matrix (n < d)", rng.standard_normal((4, 9))),
                 ("X_small of the test", np.array([[3.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])),
-                ("the diabetes X", X_d), ("the test's U diag(2, 1, 0.5)", U20 @ np.diag([2.0, 1.0, 0.5])),
+                ("the diabetes X", X_d),
+                ("the test's U diag(2, 1, 0.5)", U20 @ np.diag([2.0, 1.0, 0.5])),
                 ("the test's 3 x 6 X", np.random.default_rng(3).standard_normal((3, 6)))]:
     probe(S, f"max_stable_lr of {name}, and X after", lambda X=X: with_input(max_stable_lr, X),
           **TOL)

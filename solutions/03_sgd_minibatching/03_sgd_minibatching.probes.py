@@ -224,5 +224,6 @@ for args in [(0.1, 1, [2.0], [3.0]), (0.05, 4, [1.0, 10.0], [2.0, 5.0]), (0.01, 
              (0.1, 2, a3, np.zeros(3)), (0.25, 1, a3, s3), (0.3, 4, a3, s3),
              (0.003, 7, [30.0, 0.1, 1.0, 5.0], [9.0, 0.5, 0.0, 2.0]), (1.9, 2, [1.0], [0.7]),
              (0.5, 1, np.array([3.9]), np.array([1.0]))]:
-    probe(NF, f"noise_floor{tuple(np.asarray(a).tolist() if isinstance(a, np.ndarray) else a for a in args)}",
+    shown = tuple(np.asarray(a).tolist() if isinstance(a, np.ndarray) else a for a in args)
+    probe(NF, f"noise_floor{shown}",
           lambda a=args: floor_and_type(*a), rtol=1e-5, atol=1e-12)

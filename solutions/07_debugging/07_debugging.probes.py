@@ -151,7 +151,7 @@ for mode_p, seed_p in [("train", 41), ("eval", 42), ("frozen_bn", 43)]:
           f"kept, state kept, no gradients", lambda m=mode_p, s=seed_p: evaluated(s, m), **TOL)
 
 
-# -- fit: scheduler.step() after each epoch -----------------------------------------------------
+# -- run_epochs: scheduler.step() after each epoch -------------------------------------------------
 def lrs(make_scheduler, num_epochs):
     layer = nn.Linear(2, 1)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.3)
@@ -167,7 +167,7 @@ def lrs(make_scheduler, num_epochs):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = fit(optimizer, scheduler, run_epoch, num_epochs)  # noqa: F821
+        results = run_epochs(optimizer, scheduler, run_epoch, num_epochs)  # noqa: F821
     return [seen, list(results)]
 
 
