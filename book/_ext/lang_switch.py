@@ -12,7 +12,9 @@ import gettext
 from html import escape
 from pathlib import Path
 
+from docutils import nodes
 from sphinx import locale
+from sphinx.transforms import SphinxTransform
 
 ZH_DIR = "zh"  # the Chinese edition's folder inside the English site
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -106,7 +108,88 @@ def _hard_coded_labels(app, exception):
             page.write_text(new, encoding="utf-8")
 
 
+def _markdown(node) -> str:
+    """The MyST source of an inline text, rebuilt from its nodes (code, math, emphasis)."""
+    parts = []
+    for child in node.children:
+        if isinstance(child, nodes.literal):
+            parts.append(f"`{child.astext()}`")
+        elif isinstance(child, nodes.math):
+            parts.append(f"${child.astext()}$")
+        elif isinstance(child, nodes.strong):
+            parts.append(f"**{_markdown(child)}**")
+        elif isinstance(child, nodes.emphasis):
+            parts.append(f"*{_markdown(child)}*")
+        elif isinstance(child, nodes.Element):
+            parts.append(_markdown(child))
+        else:
+            parts.append(child.astext())
+    return "".join(parts)
+
+
+class TranslatableExerciseTitles(SphinxTransform):
+    """sphinx-exercise's titles (``{exercise} Predict, then run``) carry no source, so gettext
+    skips them; give them one, before Sphinx's Locale transform (priority 20) runs."""
+
+    default_priority = 15
+
+    def apply(self, **kwargs):
+        try:
+            from sphinx_exercise.nodes import exercise_subtitle
+        except ImportError:
+            return
+        for node in self.document.findall(exercise_subtitle):
+            if not node.source:
+                parent = node.parent.parent if node.parent is not None else None
+                node.source = (parent.source if parent is not None else None) or \
+                    self.document["source"]
+                node.line = (parent.line if parent is not None else None) or 1
+                node.rawsource = _markdown(node)
+            # the gettext builder reads the doctree after sphinx-exercise's post-transforms,
+            # which rebuild these titles: remember them for it (_exercise_titles_to_gettext)
+            titles = getattr(self.env, "exercise_titles", {})
+            titles.setdefault(self.env.docname, []).append(
+                (node.rawsource, node.source, node.line))
+            self.env.exercise_titles = titles
+
+
+class TranslatedExercisesInRegistry(SphinxTransform):
+    """sphinx-exercise keeps a copy of each exercise, made before Sphinx translated it, and
+    titles the solutions from that copy: copy the translated exercise again."""
+
+    default_priority = 25  # after the Locale transform
+
+    def apply(self, **kwargs):
+        registry = getattr(self.env, "sphinx_exercise_registry", None)
+        if not registry or not (self.config.language or "en").startswith("zh"):
+            return
+        for node in self.document.findall(nodes.Element):
+            label = node.get("label") if node.get("type") == "exercise" else None
+            if label in registry and registry[label].get("docname") == self.env.docname:
+                registry[label]["node"] = node.deepcopy()
+
+
+def _purge_exercise_titles(app, env, docname):
+    getattr(env, "exercise_titles", {}).pop(docname, None)
+
+
+def _exercise_titles_to_gettext(app, doctree, docname):
+    if app.builder.name != "gettext":
+        return
+    from sphinx.builders.gettext import MsgOrigin
+    from sphinx.util.i18n import docname_to_domain
+
+    catalog = app.builder.catalogs[docname_to_domain(docname, app.config.gettext_compact)]
+    for msg, source, line in getattr(app.env, "exercise_titles", {}).get(docname, []):
+        if msg:
+            catalog.add(msg, MsgOrigin(source, line))
+
+
 def setup(app):
+    app.add_transform(TranslatableExerciseTitles)
+    app.add_transform(TranslatedExercisesInRegistry)
+    app.connect("doctree-resolved", _exercise_titles_to_gettext)
+    app.connect("env-purge-doc", _purge_exercise_titles)
     app.connect("build-finished", _hard_coded_labels)
     app.connect("builder-inited", _theme_labels)
     app.connect("html-page-context", _add_switch)
