@@ -55,6 +55,8 @@ MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 
 def test_there_are_assignments():
     assert ASSIGNMENTS, "no solutions/<id>/<id>.ipynb found: the course has no assignments"
+    shares = [shard(i, 4) for i in range(4)]
+    assert sorted(sum(shares, [])) == ASSIGNMENTS, "the test_exercises_* shares miss one"
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -216,7 +218,6 @@ def run_with_probes(nb, probes: str) -> tuple[set, dict]:
 # ---------------------------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_exercises_match_a_fresh_generate_assignment(assignment, tmp_path):
     fresh = generate(make_course(tmp_path, assignment), assignment, "--no-db")
     committed = ROOT / "exercises" / assignment
@@ -234,7 +235,6 @@ def test_exercises_match_a_fresh_generate_assignment(assignment, tmp_path):
         assert same, f"exercises/{assignment}/{name} differs from its source: {fix}"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_source_notebook_is_a_complete_assignment(assignment):
     nb = source_nb(assignment)
     where = f"solutions/{assignment}/{assignment}.ipynb"
@@ -274,12 +274,11 @@ def test_source_notebook_is_a_complete_assignment(assignment):
     assert not leaked, f"exercises/{assignment}: the student version still holds {leaked}"
 
 
-def wrong_submissions() -> list[tuple[str, str]]:
-    return [(a, name) for a in ASSIGNMENTS if (FIXTURES / f"{a}.json").exists()
+def wrong_submissions(assignments: list[str]) -> list[tuple[str, str]]:
+    return [(a, name) for a in assignments if (FIXTURES / f"{a}.json").exists()
             for name in fixture(a)["wrong_submissions"]]
 
 
-@pytest.mark.parametrize("assignment, name", wrong_submissions())
 def test_public_tests_point_at_the_mistake(assignment, name):
     wrong = fixture(assignment)["wrong_submissions"][name]
     where = f"{FIXTURES.name}/{assignment}.json {name}"
@@ -295,12 +294,11 @@ def test_public_tests_point_at_the_mistake(assignment, name):
     assert set(failures) <= set(wrong["failed"]), f"{where}: 'failed' misses public failures"
 
 
-def correct_variants() -> list[tuple[str, str]]:
-    return [(a, name) for a in ASSIGNMENTS if (FIXTURES / f"{a}.json").exists()
+def correct_variants(assignments: list[str]) -> list[tuple[str, str]]:
+    return [(a, name) for a in assignments if (FIXTURES / f"{a}.json").exists()
             for name in fixture(a).get("correct_variants", {})]
 
 
-@pytest.mark.parametrize("assignment, name", correct_variants())
 def test_correct_variants_pass_every_test_and_probe(assignment, name):
     """A correct answer computed in float32, or written differently, scores full: public tests,
     hidden tests and probes all accept it (tests are never stricter than the task says)."""
@@ -329,7 +327,6 @@ def probes_of(assignment: str) -> str:
     return path.read_text()
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_probes_fail_exactly_the_cells_the_tests_fail(assignment):
     from sgdkit.grading.probes import compare
 
@@ -358,7 +355,6 @@ def test_probes_fail_exactly_the_cells_the_tests_fail(assignment):
             f"(probes found: {problems})")
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_passes_and_blank_notebook_fails_every_test(assignment, tmp_path, monkeypatch):
     from nbgrader.validator import Validator
     from traitlets.config import Config
@@ -388,7 +384,6 @@ def test_solution_passes_and_blank_notebook_fails_every_test(assignment, tmp_pat
                         f"solution (a bug in the test?):\n{crashed}"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_autograde_gives_the_expected_scores(assignment, tmp_path):
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -445,3 +440,26 @@ def test_autograde_gives_the_expected_scores(assignment, tmp_path):
                         (0.0, False) if student == "blank" else (None, True)), (
                         f"{student}: manual cell {grade.name} has auto_score "
                         f"{grade.auto_score}, needs_manual_grade {grade.needs_manual_grade}")
+
+
+# ------------------------------------------------------------------------ parametrization
+
+
+def shard(index: int, count: int) -> list[str]:
+    """Every ``count``-th assignment from ``index``: the share of one ``test_exercises_*``
+    module. ``pytest -n --dist loadfile`` keeps a module on one worker, so the assignments are
+    split over several modules to spread their (slow, end-to-end) checks over the workers."""
+    return ASSIGNMENTS[index::count]
+
+
+def pytest_generate_tests(metafunc):
+    """Each test runs for the assignments of the module that collected it (``SHARD``)."""
+    if "assignment" not in metafunc.fixturenames:
+        return
+    assignments = getattr(metafunc.module, "SHARD", ASSIGNMENTS)
+    pairs = {"test_public_tests_point_at_the_mistake": wrong_submissions,
+             "test_correct_variants_pass_every_test_and_probe": correct_variants}
+    if metafunc.function.__name__ in pairs:
+        metafunc.parametrize("assignment, name", pairs[metafunc.function.__name__](assignments))
+    else:
+        metafunc.parametrize("assignment", assignments)
