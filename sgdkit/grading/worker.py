@@ -62,6 +62,9 @@ def _config(base, job: dict):
     cfg.Execute.timeout = int(job["timeout"])
     cfg.Execute.timeout_func = execute.Budget(job["timeout"], job["job_timeout"])
     cfg.Execute.kernel_name = KERNEL_NAME
+    # The kernel serves this one notebook and dies with J's PID namespace: kill it at the end
+    # instead of asking it to shut down and waiting (0.5-0.8 s of a 4 s job, issue 16)
+    cfg.Execute.shutdown_kernel = "immediate"
     cfg.KernelManager.transport = "ipc"  # unix sockets in the job's runtime folder: no ports
     cfg.KernelManager.ip = str(Path(job["job_dir"]) / "runtime" / "kernel")
     cfg.OverwriteCells.add_missing_cells = True
