@@ -170,6 +170,23 @@ def strip_hidden(source: str) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def torch_defaults():
+    """The cells run with torch's global defaults of a fresh kernel, and leave them as they
+    were: this process runs many notebooks, and one that sets ``torch.set_default_dtype``
+    (08 works in float64) must not change the next one's models or another test module's."""
+    import torch
+
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+
+
 def run_cells(nb, hidden: bool) -> tuple[dict[str, str], dict]:
     """Run the code cells in order in one namespace; (grade_id -> 'ExceptionType: message' for
     each test cell that failed, the namespace). hidden=False: hidden tests removed, as a student
@@ -197,7 +214,8 @@ def run_cells(nb, hidden: bool) -> tuple[dict[str, str], dict]:
 
 
 def public_test_failures(nb) -> dict[str, str]:
-    return run_cells(nb, hidden=False)[0]
+    with torch_defaults():
+        return run_cells(nb, hidden=False)[0]
 
 
 def run_with_probes(nb, probes: str) -> tuple[set, dict]:
@@ -205,11 +223,12 @@ def run_with_probes(nb, probes: str) -> tuple[set, dict]:
     grader runs them); (the test cells that failed, {cell: probe records})."""
     from sgdkit.grading.probes import RECORD, by_cell
 
-    failures, namespace = run_cells(nb, hidden=True)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exec(compile(probes, "<probes>", "exec"), namespace)
+    with torch_defaults():  # the probes run after the cells, in the same kernel
+        failures, namespace = run_cells(nb, hidden=True)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(probes, "<probes>", "exec"), namespace)
     records = [json.loads(line[len(RECORD):]) for line in out.getvalue().splitlines()
                if line.startswith(RECORD)]
     return set(failures), by_cell(records)
