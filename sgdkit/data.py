@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterator
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
 
@@ -294,11 +295,12 @@ def _batches(arrays, index, batch_size, stop, single):
 def text_corpus() -> str:
     """Several hundred kB of English prose: the help topics of the Python language reference.
 
-    They ship with Python itself (``pydoc_data.topics``, what ``help("if")`` prints), so nothing
-    is downloaded. Topics are joined in sorted order, so the text is the same on every run.
+    They are what ``help("if")`` prints (``pydoc_data.topics``), taken from Python 3.11 and
+    shipped with sgdkit (``corpus.txt.gz``, PSF license): every Python version reads the same
+    text, so the numbers measured on it do not change with the reader's Python, and nothing is
+    downloaded. Topics are joined in sorted order.
     """
-    from pydoc_data.topics import topics
+    import gzip
 
-    text = "\n\n".join(topics[key] for key in sorted(topics))
-    assert len(text) >= 100_000, f"pydoc_data.topics gave only {len(text)} characters"
-    return text
+    with gzip.open(Path(__file__).with_name("corpus.txt.gz"), "rt", encoding="utf-8") as f:
+        return f.read()

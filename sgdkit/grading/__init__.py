@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes and threads per job (default 256)")
     parser.add_argument("--isolation", choices=["auto", "root", "userns", "none"],
                         default="auto", help="force a weaker sandbox (for testing)")
+    parser.add_argument("--no-fork-server", action="store_true",
+                        help="start each kernel afresh instead of forking it from a warm "
+                        "process per worker (slower; the same sandbox and limits)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                    course=args.course, workers=args.workers,
                                    timeout=args.timeout, job_timeout=args.job_timeout,
                                    memory_mb=args.memory, processes=args.processes,
-                                   isolation=args.isolation, progress=not args.no_progress)
+                                   isolation=args.isolation, progress=not args.no_progress,
+                                   fork=not args.no_fork_server)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import limits, probes, sandbox
+from . import limits, probes, sandbox, zygote
 from .course import GradingError, Template, extensions, find_course, make_template, record, register
 from .submissions import Submission, discover
 from .text import clean, load_json
@@ -106,12 +106,14 @@ class Worker:
 
 class Batch:
     def __init__(self, course, assignment, submissions, out, workers, timeout, memory_mb,
-                 mode, progress, job_timeout=600, processes=256, cgroups=""):
+                 mode, progress, job_timeout=600, processes=256, cgroups="", fork=True):
         self.course, self.assignment = course, assignment
         self.submissions, self.out = submissions, out
         self.workers, self.timeout, self.memory_mb = workers, timeout, memory_mb
         self.job_timeout, self.processes, self.cgroups = job_timeout, processes, cgroups
         self.mode, self.progress = mode, progress
+        self.fork, self.preload = fork and mode == "root", []
+        self.kernels = ""  # how kernels were started (the workers' answer), for the summary
         self.rows = {}  # (student, assignment) -> row of OUT/grades.csv
         self.tmp = Path(tempfile.mkdtemp(prefix="sgdkit-grading-"))
         self.tmp.chmod(0o711)
@@ -157,6 +159,7 @@ class Batch:
                 "keep_ro": keep,
                 "startup": self.template.startup, "deadline": deadline, "warmup": warmup,
                 "extension_s": self.extensions.get(sub.student),
+                "fork": self.fork, "preload": self.preload,
                 "reference": None if warmup == "reference" else self.reference}
 
     def start_worker(self, index: int, worker: Worker | None = None,
@@ -171,6 +174,8 @@ class Batch:
         first = Submission(f"_warmup{index}", "warm-up", dict(notebooks))
         job = self.job(first, index, warmup="reference" if reference else True)
         reply = worker.ask(job, timeout=job["deadline"] + 90)  # + importing nbgrader
+        if reply and reply.get("kernels"):
+            self.kernels = reply["kernels"]
         if reference and reply and reply.get("status") == "graded":
             self.reference = self.check_reference(reply)
         if not reply or reply.get("status") != "graded":
@@ -208,6 +213,7 @@ class Batch:
         try:
             job = self.job(sub, worker.index)
             reply = worker.ask(job, timeout=job["deadline"] + 30)
+            self.kernels = (reply or {}).get("kernels") or self.kernels
             if reply is None and not self.stopping:  # the worker hung or died: replace it
                 worker.stop(graceful=False)
                 worker = self.start_worker(worker.index)
@@ -334,6 +340,8 @@ class Batch:
                 log = self.tmp / f"worker-{index}.log"
                 self.started.append(Worker(index, self.course.root, self.mode, log))
             self.template = make_template(self.course, self.assignment, self.tmp / "template")
+            self.preload = zygote.imports(cell.source for nb in self.template.solutions.values()
+                                          for cell in nb.cells if cell.cell_type == "code")
             subs = discover(self.submissions, self.template.releases)
             self.extensions = extensions(self.course, self.assignment)
             (self.out / "logs").mkdir(parents=True, exist_ok=True)
@@ -376,8 +384,8 @@ class Batch:
 
 def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
           timeout: float = 120, job_timeout: float = 600, memory_mb: int = 2048,
-          processes: int = 256, isolation: str = "auto",
-          progress: bool = True) -> tuple[list[Result], str]:
+          processes: int = 256, isolation: str = "auto", progress: bool = True,
+          fork: bool = True) -> tuple[list[Result], str]:
     """Grade every submission of assignment; returns (results, the isolation and limits
     lines). timeout: seconds per cell; job_timeout: seconds for all of a notebook's cells."""
     if workers < 1 or timeout <= 0 or job_timeout <= 0 or memory_mb < 128 or processes < 16:
@@ -403,5 +411,6 @@ def grade(assignment: str, submissions, out, *, course=".", workers: int = 2,
     line = (f"{sandbox.describe(mode)}\nlimits: {limits.describe(cgroups, processes, memory_mb)}"
             f"; {timeout:g} s per cell, {job_timeout:g} s per notebook")
     batch = Batch(found, assignment, submissions, out, workers, timeout, memory_mb, mode,
-                  progress, job_timeout, processes, cgroups)
-    return batch.run(), line
+                  progress, job_timeout, processes, cgroups, fork)
+    results = batch.run()
+    return results, line + (f"\nkernels: {batch.kernels}" if batch.kernels else "")

@@ -37,7 +37,9 @@ import sys
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # syscall numbers (glibc has no wrapper)
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 TMPFS_MB = 256  # size of the kernel's private /tmp and /dev/shm
 MAX_PROCESSES = 256  # RLIMIT_NPROC of the kernel's uid (one uid per worker slot)
@@ -193,8 +195,9 @@ def _prepare_home(spec: dict) -> Path:
     return home
 
 
-def kernel(spec: dict, conn: str) -> None:
-    """The last step, inside the sandbox: drop everything, then exec the IPython kernel."""
+def enter(spec: dict) -> dict:
+    """The last root step inside the sandbox: limits, the job slot's uid, no new privileges, a
+    fresh home as the working folder; returns the kernel's environment."""
     mb = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (spec["memory_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -210,20 +213,91 @@ def kernel(spec: dict, conn: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python only handles SIGINT if not ignored
     home = _prepare_home(spec)
     os.chdir(home)
-    env = dict(spec["env"], HOME=str(home), IPYTHONDIR=str(home / ".ipython"),
-               MPLCONFIGDIR=str(home / ".config" / "matplotlib"))
+    return dict(spec["env"], HOME=str(home), IPYTHONDIR=str(home / ".ipython"),
+                MPLCONFIGDIR=str(home / ".config" / "matplotlib"))
+
+
+def kernel(spec: dict, conn: str) -> None:
+    """Inside bubblewrap: enter the sandbox, then exec the IPython kernel."""
+    env = enter(spec)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", conn,
             "--HistoryManager.hist_file=:memory:"]
     os.execve(sys.executable, argv, env)
 
 
-def _private_copy(src: str, dst: str, uid: int | None) -> None:
-    """Copy src to a new file dst that nobody else made first (no symlink games)."""
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+def _mount(source, target, fstype=None, flags=0, data=None) -> None:
+    enc = [None if v is None else os.fsencode(v) for v in (source, target, fstype, data)]
+    _check(_libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]),
+           f"mount {target}")
+
+
+def build_root(spec: dict, root: str) -> None:
+    """The file system of ``bwrap_args``, built by hand (for kernels forked by the fork server,
+    ``zygote.py``): in the first process of new PID and mount namespaces, as root, a tmpfs at
+    root gets the same read-only binds, /proc, minimal /dev, tmpfs /tmp and /dev/shm, the job's
+    folders, and becomes / (read-only)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+
+    def inside(path):
+        return os.path.join(root, str(path).lstrip("/"))
+
+    def bind(src, dst=None, writable=False, flags=MS_NOSUID | MS_NODEV):
+        target = inside(dst or src)
+        if os.path.isdir(src):
+            os.makedirs(target, 0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+            open(target, "a").close()
+        _mount(src, target, None, MS_BIND)
+        if not writable:
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+
+    def tmpfs(path, mode, size):
+        os.makedirs(inside(path), 0o755, exist_ok=True)
+        _mount("tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size}")
+
+    bind("/usr")
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            os.symlink(os.readlink(path), inside(path))
+        elif path.is_dir():
+            bind(str(path))
+    for name in ETC:
+        if os.path.exists(f"/etc/{name}"):
+            bind(os.path.realpath(f"/etc/{name}"), f"/etc/{name}")
+    os.makedirs(inside("/proc"), 0o555)
+    _mount("proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.makedirs(inside("/dev"))
+    _mount("tmpfs", inside("/dev"), "tmpfs", MS_NOSUID, "mode=0755,size=64k")
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        bind(f"/dev/{node}", writable=True)
+    for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(to, inside(f"/dev/{name}"))
+    for tmp in ("/tmp", "/dev/shm"):  # first: the job's folders may lie under /tmp
+        tmpfs(tmp, "1777", TMPFS_MB * 1024 * 1024)
+    for path in sorted({str(Path(p).resolve()) for p in spec["keep_ro"] if os.path.isdir(p)}):
+        bind(path)
+    bind(spec["files_dir"])
+    bind(spec["runtime_dir"], writable=True)
+    os.chdir(root)
+    _check(_libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", 2), "umount the old root")  # MNT_DETACH
+    os.chdir("/")
+    _mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(None, "/dev", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+    os.chdir("/tmp")
+
+
+def write_private(path: str, data: bytes, uid: int | None) -> None:
+    """Write data to a new file that nobody else made first (no symlink games), for uid."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(Path(src).read_bytes())
+        out.write(data)
     if uid is not None:
-        os.chown(dst, uid, uid)
+        os.chown(path, uid, uid)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -239,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                       os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     # The kernel may not read the connection file jupyter_client wrote (mode 0600): copy it.
     conn = os.path.join(spec["runtime_dir"], "copy-" + kernel_id + ".json")
-    _private_copy(conn_file, conn, spec.get("uid"))
+    write_private(conn, Path(conn_file).read_bytes(), spec.get("uid"))
     spec["home"] = f"{spec['home']}-{kernel_id}"  # each kernel gets a home nobody touched yet
     inner = [sys.executable, "-m", "sgdkit.grading.sandbox", "--kernel", conn, json.dumps(spec)]
     isolated = spec["mode"] in ("root", "userns")

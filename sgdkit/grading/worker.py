@@ -74,39 +74,58 @@ def _config(base, job: dict):
     return cfg
 
 
+def _env(job: dict) -> dict:
+    """The kernel's environment (less the job's token)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",  # fewer malloc arenas: far less address space per thread
+            "NBGRADER_EXECUTION": "autograde"}
+
+
+def _spec(job: dict, forked: bool) -> dict:
+    """What the sandbox of this job's kernels is (``sandbox.py``, ``zygote.py``)."""
+    jd = Path(job["job_dir"])
+    slot_uid = limits.SLOT_UID + job["slot"] if sandbox.switches_uid(job["mode"]) else None
+    drop = slot_uid is not None and job["mode"] == "root" and not job.get("warmup")
+    # dropped, bubblewrap's kernel keeps J's uid (a user namespace); forked, it leaves root
+    uid = slot_uid if forked or not drop else None
+    isolated = job["mode"] in ("root", "userns")
+    return {"mode": job["mode"], "memory_mb": job["memory_mb"], "uid": uid,
+            "nproc": slot_uid is not None, "keep_ro": job["keep_ro"],
+            "runtime_dir": str(jd / "runtime"), "exit_dir": str(jd / "exits"),
+            "files_dir": str(jd / "files"), "startup": job["startup"],
+            "env": dict(_env(job), SGDKIT_GRADING_JOB=job["token"]),
+            "home": "/tmp/home" if isolated else str(jd / "scratch" / "home")}
+
+
 def _prepare(job: dict) -> None:
     """Sandbox spec, kernelspec and environment for one job (run in J, as root). In mode root,
     J then gives up root for the job slot's uid (``_drop``): nbgrader runs the student's
-    notebook, and the grader reads its output, unprivileged."""
+    notebook, and the grader reads its output, unprivileged. With a fork server
+    (``zygote.py``, SGDKIT_ZYGOTE_FD set) the kernelspec names its provisioner."""
     jd = Path(job["job_dir"])
     runtime = jd / "runtime"
     for sub in ("runtime", "exits", "jupyter/kernels/" + KERNEL_NAME, "jupyter-config"):
         (jd / sub).mkdir(parents=True, exist_ok=True)
+    forked = "SGDKIT_ZYGOTE_FD" in os.environ
     slot_uid = limits.SLOT_UID + job["slot"] if sandbox.switches_uid(job["mode"]) else None
     drop = slot_uid is not None and job["mode"] == "root" and not job.get("warmup")
-    uid = None if drop else slot_uid  # dropped: the kernel keeps J's uid (bwrap, user ns)
-    if uid is not None:
-        os.chown(runtime, uid, uid)
-        os.chown(jd / "scratch", uid, uid)
+    spec = _spec(job, forked)
+    if spec["uid"] is not None and not drop:
+        os.chown(runtime, spec["uid"], spec["uid"])
+        os.chown(jd / "scratch", spec["uid"], spec["uid"])
     runtime.chmod(0o700)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-           "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "MALLOC_ARENA_MAX": "2",  # fewer malloc arenas: far less address space per thread
-           "NBGRADER_EXECUTION": "autograde", "SGDKIT_GRADING_JOB": job["token"]}
-    isolated = job["mode"] in ("root", "userns")
-    spec = {"mode": job["mode"], "memory_mb": job["memory_mb"], "uid": uid,
-            "nproc": slot_uid is not None,
-            "keep_ro": job["keep_ro"], "runtime_dir": str(runtime), "exit_dir": str(jd / "exits"),
-            "files_dir": str(jd / "files"), "startup": job["startup"], "env": env,
-            "home": "/tmp/home" if isolated else str(jd / "scratch" / "home")}
     (jd / "sandbox.json").write_text(json.dumps(spec))
     kernelspec = {"argv": [sys.executable, "-m", "sgdkit.grading.sandbox", "{connection_file}",
                            str(jd / "sandbox.json")],
                   "display_name": "Python 3 (grading sandbox)", "language": "python",
                   "interrupt_mode": "signal"}
+    if forked:
+        kernelspec["metadata"] = {"kernel_provisioner": {"provisioner_name": "sgdkit-fork"}}
     (jd / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json").write_text(json.dumps(kernelspec))
+    bin_dir = str(Path(sys.executable).parent)
     os.environ.update(JUPYTER_PATH=str(jd / "jupyter"), JUPYTER_DATA_DIR=str(jd / "jupyter"),
                       JUPYTER_CONFIG_DIR=str(jd / "jupyter-config"),
                       JUPYTER_RUNTIME_DIR=str(runtime), SGDKIT_GRADING_JOB=job["token"],
@@ -297,14 +316,15 @@ def hunt(*tokens: str) -> int:
     return killed
 
 
-def run_isolated(job: dict, base_config) -> dict:
+def run_isolated(job: dict, base_config, forks=None) -> dict:
     """Fork C (and J) in the job's cgroup, wait for them up to the job's deadline, then clean
-    up everything."""
+    up everything. forks: the worker's fork server, if any (``zygote.py``)."""
     start = time.monotonic()
     group = None
     if job.get("cgroups"):
         group = limits.Cgroup.create(f"sgdkit-{os.getpid()}-{job['token'][:12]}",
                                      job["processes"], job["memory_mb"])
+    fd = _register(forks, job, group)
     pid = os.fork()
     if pid == 0:
         code = 70
@@ -350,6 +370,7 @@ def run_isolated(job: dict, base_config) -> dict:
             os.kill(pid, signal.SIGKILL)
     os.close(pidfd)
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    _unregister(forks, job, fd)
     if job["mode"] == "none":
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -365,6 +386,62 @@ def run_isolated(job: dict, base_config) -> dict:
             "seconds": round(time.monotonic() - start, 3)}
 
 
+def _register(forks, job: dict, group) -> int | None:
+    """Give the job's kernels to the fork server: its socket end for J, in J's environment."""
+    if forks is None:
+        return None
+    fd = forks.register(job["token"], _spec(job, True), group)
+    os.environ["SGDKIT_ZYGOTE_FD"] = str(fd)
+    return fd
+
+
+def _unregister(forks, job: dict, fd: int | None) -> None:
+    if fd is not None:
+        forks.end(job["token"])
+        os.close(fd)
+        os.environ.pop("SGDKIT_ZYGOTE_FD", None)
+
+
+class Forks:
+    """The worker's fork server, started on the first job that asks for one (or why not)."""
+
+    def __init__(self):
+        self.server, self.why, self.home = None, "not asked for", None
+
+    def get(self, job: dict):
+        from . import zygote
+
+        if not job.get("fork"):
+            self.why = "--no-fork-server" if job["mode"] == "root" else \
+                f"isolation {job['mode']} (forking sandboxed kernels needs root)"
+            return None
+        if self.server is not None and not self.server.alive():
+            self.server, self.why = None, "the fork server died (restarted)"
+        if self.server is None:
+            import tempfile
+
+            # in the batch's folder (removed with it): the fork server's home
+            batch_dir = Path(job["job_dir"]).parents[1]
+            self.home = self.home or tempfile.mkdtemp(prefix="zygote-", dir=batch_dir)
+            env = dict(_env(job), HOME=self.home, MPLCONFIGDIR=self.home)
+            if "COVERAGE_PROCESS_CONFIG" in os.environ:  # the grader's tests measure Z too
+                env["COVERAGE_PROCESS_CONFIG"] = os.environ["COVERAGE_PROCESS_CONFIG"]
+            try:
+                self.server = zygote.Zygote.start(job.get("preload", []), env)
+                self.why = ""
+            except OSError as err:
+                self.why = str(err)
+                job["fork"] = False  # no retry per job: the rest of the batch starts kernels
+        return self.server
+
+    def line(self) -> str:
+        if self.server is not None:
+            ready = self.server.ready
+            return (f"forked from a warm process per worker (imports {', '.join(ready['modules'])};"
+                    f" {ready['seconds']:g} CPU-s once)")
+        return f"started afresh for each notebook ({self.why})"
+
+
 def main() -> None:
     """Serve jobs: ``python -m sgdkit.grading.worker COURSE_ROOT`` (started by batch.py)."""
     from traitlets.config.loader import PyFileConfigLoader
@@ -374,18 +451,27 @@ def main() -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(2, 1)  # anything printed by nbgrader or a kernel goes to the worker's log
     base = PyFileConfigLoader("nbgrader_config.py", path=sys.argv[1]).load_config()
+    forks = Forks()
     for line in requests:
         request = json.loads(line)
         try:
+            server = forks.get(request)
             if request.get("warmup"):
-                reply = run_job(request, base)
+                fd = _register(server, request, None)
+                try:
+                    reply = run_job(request, base)
+                finally:
+                    _unregister(server, request, fd)
             else:
-                reply = run_isolated(request, base)
+                reply = run_isolated(request, base, server)
         except Exception:
             reply = {"status": "error", "log": traceback.format_exc(), "exit": 70,
                      "timed_out": False, "error": traceback.format_exc(limit=3)[-2000:]}
+        reply["kernels"] = forks.line()
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
+    if forks.server is not None:
+        forks.server.stop()
 
 
 if __name__ == "__main__":
