@@ -11,8 +11,12 @@ copy of the course:
 2. the command: `python -m sgdkit.grading ID SUBMISSIONS --out OUT --workers 2` (which also
    writes every feedback page).
 
-Prints wall times, time per submission, the ratio, and whether the scores agree on every
-well-formed submission; then the single-submission time after start-up: the command's wall
+The command runs twice: as it is (kernels forked from a warm process per worker, see
+``sgdkit/grading/zygote.py``) and with ``--no-fork-server`` (each kernel started afresh, as
+before issue 16). Prints wall times, time per submission, the ratios, and whether the scores
+agree on every well-formed submission; the median time of each phase of one job in both modes
+(from ``SGDKIT_GRADING_PROFILE``: kernel start, the cells, nbgrader's own work, the grader's
+checks, the feedback page); then the single-submission time after start-up: the command's wall
 time on one correct submission minus its wall time on none (start-up: workers importing
 nbgrader, the template, grading the solution), the median of ``--single-runs`` (3). Several
 assignments (``--assignment 01_gradient_descent 05_pytorch``) print one block each, and the
@@ -21,10 +25,12 @@ load average is printed with them. Target (issue 16): >= 3x, and a single submis
 
 import argparse
 import csv
+import json
 import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,30 +117,40 @@ def plain_nbgrader(course: Path, assignment: str, subs: Path) -> tuple[float, di
     return seconds, scores
 
 
-def command(course: Path, assignment: str, subs: Path, out: Path, workers: int):
+def command(course: Path, assignment: str, subs: Path, out: Path, workers: int,
+            *extra: str, profile: Path | None = None):
+    env = dict(os.environ, SGDKIT_GRADING_PROFILE=str(profile)) if profile else None
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sgdkit.grading", assignment, str(subs), "--out",
                     str(out), "--course", str(course), "--workers", str(workers),
-                    "--no-progress"], check=True, capture_output=True)
+                    "--no-progress", *extra], check=True, capture_output=True, env=env)
     seconds = time.perf_counter() - start
     with open(out / "grades.csv") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
     return seconds, rows
 
 
-def single(source: Path, assignment: str, tmp: Path, workers: int, runs: int) -> float:
+def phases(profile: Path) -> dict:
+    """Median seconds per phase over the jobs in a SGDKIT_GRADING_PROFILE file."""
+    jobs = [json.loads(line) for line in profile.read_text().splitlines()]
+    keys = [k for k in jobs[0] if k != "student"]
+    return {k: statistics.median(job[k] for job in jobs) for k in keys}
+
+
+def single(source: Path, assignment: str, tmp: Path, workers: int, runs: int,
+           *options: str) -> float:
     """Seconds one correct submission adds to the command's start-up (median of runs pairs)."""
-    extra = []
+    extra, tmp = [], tmp / f"single{len(options)}"
     for i in range(runs):
         kinds = make_submissions(source, assignment, 1, tmp / f"one{i}")
         assert kinds == {"s000": "correct"}
         (tmp / f"none{i}").mkdir()
         t0, _ = command(fresh_course(source, assignment, tmp / f"c0{i}"), assignment,
-                        tmp / f"none{i}", tmp / f"o0{i}", workers)
+                        tmp / f"none{i}", tmp / f"o0{i}", workers, *options)
         t1, _ = command(fresh_course(source, assignment, tmp / f"c1{i}"), assignment,
-                        tmp / f"one{i}", tmp / f"o1{i}", workers)
+                        tmp / f"one{i}", tmp / f"o1{i}", workers, *options)
         extra.append(t1 - t0)
-    return sorted(extra)[len(extra) // 2]
+    return statistics.median(extra)
 
 
 def main() -> None:
@@ -149,38 +165,53 @@ def main() -> None:
 
 
 def bench(args, source: Path, assignment: str) -> None:
+    modes = {"forked": (), "afresh": ("--no-fork-server",)}
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         tmp = Path(tmp)
         kinds = make_submissions(source, assignment, args.n, tmp / "subs")
         plain_s, plain = plain_nbgrader(fresh_course(source, assignment, tmp / "plain"),
                                         assignment, tmp / "subs")
-        ours_s, rows = command(fresh_course(source, assignment, tmp / "ours"), assignment,
-                               tmp / "subs", tmp / "out", args.workers)
-        one_s = single(source, assignment, tmp, args.workers, args.single_runs)
+        ours, profiles, one = {}, {}, {}
+        for mode, options in modes.items():
+            ours[mode] = command(fresh_course(source, assignment, tmp / f"ours-{mode}"),
+                                 assignment, tmp / "subs", tmp / f"out-{mode}", args.workers,
+                                 *options, profile=tmp / f"profile-{mode}.jsonl")
+            profiles[mode] = phases(tmp / f"profile-{mode}.jsonl")
+        for mode, options in modes.items():
+            one[mode] = single(source, assignment, tmp, args.workers, args.single_runs,
+                               *options)
     n = args.n
-    statuses = {}
-    for row in rows.values():
-        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     wellformed = [s for s, k in kinds.items() if not k.startswith("broken")]
-    agree = [s for s in wellformed
-             if rows[s]["status"] == "graded" and plain[s] is not None
-             and abs(float(rows[s]["score"]) - plain[s]) < 1e-9]
     print(f"assignment {assignment}: {n} submissions ({sum(k == 'correct' for k in kinds.values())}"
           f" correct, {sum(k == 'partly_wrong' for k in kinds.values())} partly wrong, "
           f"{sum(k.startswith('broken') for k in kinds.values())} broken), {os.cpu_count()} CPUs")
     print(f"plain nbgrader autograde (sequential): {plain_s:7.1f} s  "
           f"{plain_s / n:5.2f} s/submission")
-    print(f"python -m sgdkit.grading ({args.workers} workers): {ours_s:7.1f} s  "
-          f"{ours_s / n:5.2f} s/submission  (feedback included)")
-    print(f"speed-up: {plain_s / ours_s:.2f}x (target >= 3x)")
-    print(f"single submission after start-up: {one_s:.2f} s (target < 2 s)")
+    for mode, (seconds, rows) in ours.items():
+        statuses = {}
+        for row in rows.values():
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+        agree = [s for s in wellformed
+                 if rows[s]["status"] == "graded" and plain[s] is not None
+                 and abs(float(rows[s]["score"]) - plain[s]) < 1e-9]
+        print(f"python -m sgdkit.grading, kernels {mode} ({args.workers} workers): "
+              f"{seconds:7.1f} s  {seconds / n:5.2f} s/submission (feedback included)  "
+              f"speed-up {plain_s / seconds:.2f}x (target >= 3x)")
+        print(f"  statuses: {statuses}; scores agree with plain nbgrader on "
+              f"{len(agree)}/{len(wellformed)} well-formed submissions")
+        if len(agree) != len(wellformed):
+            bad = [s for s in wellformed if s not in agree][:5]
+            print("  disagree: " + ", ".join(f"{s} plain={plain[s]} ours={rows[s]['score']} "
+                                             f"({rows[s]['status']})" for s in bad))
+    print("median seconds per phase of one job (2 jobs at once):")
+    print("  " + " ".join(f"{k:>12s}" for k in ["mode", *profiles["forked"]]))
+    for mode, profile in profiles.items():
+        print("  " + " ".join([f"{mode:>12s}", *(f"{v:12.3f}" for v in profile.values())]))
+    for mode, seconds in one.items():
+        print(f"single submission after start-up, kernels {mode}: {seconds:.2f} s "
+              "(target < 2 s)")
+    print(f"forked vs afresh: {ours['afresh'][0] / ours['forked'][0]:.2f}x faster")
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
-    print(f"statuses: {statuses}")
-    print(f"scores agree on {len(agree)}/{len(wellformed)} well-formed submissions")
-    if len(agree) != len(wellformed):
-        bad = [s for s in wellformed if s not in agree][:5]
-        print("disagree: " + ", ".join(f"{s} plain={plain[s]} ours={rows[s]['score']} "
-                                       f"({rows[s]['status']})" for s in bad))
 
 
 if __name__ == "__main__":

@@ -94,3 +94,23 @@ def test_imports_are_the_notebooks_top_level_ones():
                "def f():\n    import secret_inside_a_function\n", "from . import x",
                "import matplotlib.pyplot as plt", "this is not python("]
     assert zygote.imports(sources) == ["numpy", "os", "sgdkit.check", "torch.nn"]
+
+
+def test_the_fork_server_preloads_what_sgdkit_imports_lazily():
+    """sgdkit imports scikit-learn inside its functions (``import sgdkit.data`` stays light);
+    LAZY names those imports, so a kernel forked for a notebook that uses sgdkit.data does not
+    import scikit-learn again (a second of every job). Torch is left to the notebooks' own
+    imports: it would cost a notebook that does not use it its address space."""
+    import ast
+
+    for path in sorted(Path(zygote.__file__).parents[1].glob("*.py")):
+        lazy = set()
+        for function in ast.walk(ast.parse(path.read_text())):
+            if isinstance(function, ast.FunctionDef):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom) and node.module == "sklearn":
+                        lazy |= {f"sklearn.{alias.name}" for alias in node.names}
+                    elif isinstance(node, ast.ImportFrom) and node.module:
+                        lazy.add(node.module)
+        heavy = {name for name in lazy if name.startswith("sklearn")}
+        assert heavy <= set(zygote.LAZY.get(f"sgdkit.{path.stem}", ())), (path.stem, heavy)

@@ -244,6 +244,10 @@ class Batch:
             message = f"the grading job ended without a result (exit {reply.get('exit')}); rerun"
         else:
             status, message = done["status"], done["message"]
+            profile = os.environ.get("SGDKIT_GRADING_PROFILE")  # benchmarks/bench_grading.py
+            if profile and isinstance(done.get("seconds"), dict):
+                with open(profile, "a") as f:
+                    f.write(json.dumps({"student": sub.student, **done["seconds"]}) + "\n")
         if hit and (done is None or status != "graded"):
             what = {"memory": f"its memory limit ({self.memory_mb} MB for the kernel and all "
                               "it started, tmpfs included)",

@@ -13,15 +13,21 @@ are added here, and only in J:
   other cells show: display updates (``update_display`` / ``display_id``) made while a test
   cell runs are dropped, so nothing seen during a test (its source, hidden tests included)
   reaches the feedback through an earlier cell's display.
+- ``ready``, the kernel client's ``wait_for_ready`` without jupyter_client's fixed waits for
+  IOPub (0.4 s of every kernel start), and ``PHASES``: the time each job spends starting and
+  stopping kernels and running cells (``worker._phases``, ``SGDKIT_GRADING_PROFILE``).
 """
 
 import time
+from queue import Empty
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from nbclient import NotebookClient
 from nbformat.v4 import new_output
 
 from . import probes
 
+PHASES = {}  # seconds spent in each phase of the job this process grades (worker.run_job)
 MIN_S = 1
 MAX_OUTPUT_BYTES = 1_000_000  # per cell
 MAX_PROBE_BYTES = 16_000_000  # per probe cell: its records
@@ -84,4 +90,52 @@ def contain() -> None:
 
     NotebookClient.process_message = guarded_process_message
     NotebookClient.output = bounded_output
+    for name, phase in (("start_new_kernel", "kernel_start"),
+                        ("start_new_kernel_client", "kernel_start"),
+                        ("_cleanup_kernel", "kernel_stop"), ("execute_cell", "cells")):
+        _time(NotebookClient, name, phase)
+    AsyncKernelClient.wait_for_ready = ready
     NotebookClient._sgdkit_contained = True
+
+
+async def ready(self, timeout: float | None = None) -> None:
+    """jupyter_client's ``wait_for_ready`` without its fixed waits (0.4 s of each kernel start):
+    ask for kernel_info until the reply comes, then read IOPub until the kernel says it is idle
+    after that request, which shows the subscription works and leaves nothing of it unread."""
+    deadline = time.monotonic() + (timeout or 60)
+    while True:
+        msg_id = self.kernel_info()
+        try:
+            reply = await self.shell_channel.get_msg(timeout=1)
+        except Empty:
+            reply = None
+        if reply is not None and reply["parent_header"].get("msg_id") == msg_id:
+            until = time.monotonic() + 1
+            while time.monotonic() < until:
+                try:
+                    msg = await self.iopub_channel.get_msg(timeout=until - time.monotonic())
+                except Empty:
+                    break
+                if (msg["parent_header"].get("msg_id") == msg_id
+                        and msg["msg_type"] == "status"
+                        and msg["content"].get("execution_state") == "idle"):
+                    self._handle_kernel_info_reply(reply)
+                    return
+        if not await self._async_is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't respond in {timeout or 60:g} seconds")
+
+
+def _time(cls, name: str, phase: str) -> None:
+    """Count the time cls.name takes towards PHASES[phase]."""
+    original = getattr(cls, name)
+
+    def timed(*args, **kwargs):
+        start = time.monotonic()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            PHASES[phase] = PHASES.get(phase, 0.0) + time.monotonic() - start
+
+    setattr(cls, name, timed)

@@ -250,7 +250,9 @@ def run_job(job: dict, base_config) -> dict:
     from nbgrader.utils import capture_log
 
     start = time.monotonic()
+    execute.PHASES.clear()
     _prepare(job)
+    prepared = time.monotonic()
     execute.contain()
     cfg = _config(base_config, job)
     job["budget"] = cfg.Execute.timeout_func
@@ -271,6 +273,7 @@ def run_job(job: dict, base_config) -> dict:
     graded_at = time.monotonic()
     text = run.get("log", "") + "\n" + run.get("error", "")
     verdicts = verify(job, cfg.CourseDirectory.db_url) if run["success"] else {}
+    verified = time.monotonic()
     status, message, flags = classify(job, run["success"], text)
     suspect = [line for v in verdicts.values() for line in v["suspect"]]
     unfinished = [f"{cell} ({error.strip(': ')})" for v in verdicts.values()
@@ -296,10 +299,19 @@ def run_job(job: dict, base_config) -> dict:
     text = "".join(f"grader's check failed: {line}\n" for line in checks[:50]) + text
     result = {"status": status, "message": message, "flags": flags, "log": text[-8000:],
               "scored": run["success"], "verdicts": verdicts,
-              "seconds": {"autograde": round(graded_at - start, 3),
-                          "feedback": round(time.monotonic() - graded_at, 3)}}
+              "seconds": _phases(start, prepared, graded_at, verified)}
     (Path(job["job_dir"]) / "result.json").write_text(json.dumps(result))
     return result
+
+
+def _phases(start: float, prepared: float, graded: float, verified: float) -> dict:
+    """Seconds per phase of one job (the profile ``benchmarks/bench_grading.py`` prints)."""
+    ran = {k: execute.PHASES.get(k, 0.0) for k in ("kernel_start", "cells", "kernel_stop")}
+    seconds = {"prepare": prepared - start, **ran,
+               "nbgrader": graded - prepared - sum(ran.values()),
+               "verify": verified - graded, "feedback": time.monotonic() - verified,
+               "total": time.monotonic() - start}
+    return {k: round(v, 3) for k, v in seconds.items()}
 
 
 def hunt(*tokens: str) -> int:
@@ -423,7 +435,8 @@ class Forks:
             # in the batch's folder (removed with it): the fork server's home
             batch_dir = Path(job["job_dir"]).parents[1]
             self.home = self.home or tempfile.mkdtemp(prefix="zygote-", dir=batch_dir)
-            env = dict(_env(job), HOME=self.home, MPLCONFIGDIR=self.home)
+            env = dict(_env(job), HOME=self.home, MPLCONFIGDIR=self.home,
+                       PYDEVD_DISABLE_FILE_VALIDATION="1")  # quiet debugpy's import
             if "COVERAGE_PROCESS_CONFIG" in os.environ:  # the grader's tests measure Z too
                 env["COVERAGE_PROCESS_CONFIG"] = os.environ["COVERAGE_PROCESS_CONFIG"]
             try:

@@ -30,6 +30,7 @@ another thread), kernels start the plain way and the summary says why.
 """
 
 import ast
+import asyncio
 import json
 import os
 import re
@@ -47,7 +48,10 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from . import limits, sandbox
 
-BASE = ("ipykernel.kernelapp", "ipykernel.ipkernel", "numpy", "sgdkit")
+# ipykernel.debugger: imported when a kernel starts (debugpy, 0.2 s), as numpy by the seed file
+BASE = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger", "numpy", "sgdkit")
+# what sgdkit's modules import inside their functions (to keep `import sgdkit.x` light)
+LAZY = {"sgdkit.data": ("sklearn.datasets", "sklearn.model_selection")}
 SKIP = ("matplotlib", "sgdkit.plot")  # caches its fonts in a home the kernel does not have
 MAX_MESSAGE = 1 << 20
 CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP = 0x08000000, 0x04000000, 0x02000000
@@ -180,6 +184,21 @@ class _Kernel:
 class ForkProvisioner(LocalProvisioner):
     """Kernels from the job's fork server: the job's kernelspec names this provisioner (entry
     point ``sgdkit-fork``), and J's environment holds its socket (SGDKIT_ZYGOTE_FD)."""
+
+    async def kill(self, restart=False):
+        """SIGKILL, then until K has ended (the manager would poll every 0.1 s)."""
+        if self.process is not None:
+            self.process.kill()
+            for _ in range(2500):
+                if self.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.002)
+
+    async def wait(self):
+        while self.process is not None and self.process.poll() is None:
+            await asyncio.sleep(0.002)
+        code, self.process = (self.process.code if self.process else 0), None
+        return code
 
     async def pre_launch(self, **kwargs):
         kwargs.pop("env", None)  # the kernel's environment is the sandbox spec's
@@ -391,7 +410,9 @@ def serve(control: socket.socket) -> None:
 def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker died: so do we
-    failed, modules = [], list(dict.fromkeys([*BASE, *argv[1:]]))
+    wanted = [*BASE, *argv[1:]]
+    wanted += [lazy for name in wanted for lazy in LAZY.get(name, ())]
+    failed, modules = [], list(dict.fromkeys(wanted))
     for name in modules:
         try:
             __import__(name)
