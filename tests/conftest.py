@@ -12,3 +12,13 @@ def notebooks(*folders: str) -> list[Path]:
         found += [p for p in (ROOT / folder).rglob("*.ipynb")
                   if ".ipynb_checkpoints" not in p.parts]
     return sorted(found)
+
+
+# The longest module (both editions of the site built, every page checked in Chromium) goes
+# first: pytest -n hands out modules in this order, and started last it would run alone at the
+# end while the other worker idles.
+FIRST = ("test_site.py",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the rest keep their order

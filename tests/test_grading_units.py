@@ -12,6 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from sgdkit.grading import execute, feedback, limits, submissions, text
+from sgdkit.grading.course import alembic_head
 
 
 def test_clean_makes_any_text_printable():
@@ -264,3 +265,14 @@ def test_help_says_the_timeout_is_per_cell_and_names_the_job_limit(capsys):
         main(["--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "seconds per cell" in shown and "--job-timeout" in shown and "per notebook" not in shown
+
+
+def test_the_gradebook_revision_is_the_one_the_alembic_command_prints():
+    """course.alembic_head replaces nbgrader's call of the `alembic` command (2 s a gradebook):
+    it must name the same schema revision."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    printed = subprocess.run([sys.executable, "-c", "import nbgrader.api; "
+                              "print(nbgrader.api.get_alembic_version())"],
+                             capture_output=True, text=True, env=env, check=True).stdout.strip()
+    assert printed and alembic_head() == printed

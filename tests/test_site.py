@@ -1,16 +1,21 @@
 """The website: build it from scratch with every notebook executed, then check the pages.
 
-The build goes to _build/test-site (not _build/html, which `make book` owns) with
-`execute_notebooks: force`, so a stale cache can never hide a broken chapter.
+Both editions are built once into _build/test-site (not _build/html, which `make book` owns),
+laid out as `make book` does: English at html/, Chinese at html/zh/. The English build executes
+every notebook into a fresh execution cache, so a stale cache can never hide a broken chapter;
+the Chinese build reuses that cache (same notebooks: nothing executes twice). The Chinese
+edition's own checks are in site_zh.py, collected here (at the end of this module) so that
+they run after this build, on the same pytest worker.
 """
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from test_notebooks import toc_files
 
 from conftest import ROOT
@@ -19,28 +24,35 @@ OUT = ROOT / "_build" / "test-site"
 MAX_PAGE_BYTES = 5 * 1024 * 1024
 
 
+BUILD = [sys.executable, str(ROOT / "locales" / "build.py")]
+
+
+def build(kind: str) -> str:
+    """One edition (locales/build.py), executing with the session's cache; its log."""
+    env = {**os.environ, "CACHE": str(OUT / ".jupyter_cache")}
+    result = subprocess.run(BUILD + [kind, str(OUT / kind), "--warningiserror", "--nitpick",
+                                     "--keep-going"], capture_output=True, text=True, cwd=ROOT,
+                            env=env)
+    log = result.stdout + result.stderr
+    (OUT / f"{kind}.log").write_text(log)
+    assert result.returncode == 0, f"the {kind} build failed:\n{log[-6000:]}"
+    return log
+
+
 @pytest.fixture(scope="module")
 def html() -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "force"
-    extensions = config["sphinx"].get("local_extensions") or {}  # relative to the config file
-    config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in extensions.items()}
-    extra = config["sphinx"]["config"].get("html_extra_path", [])
-    config["sphinx"]["config"]["html_extra_path"] = [str(ROOT / path) for path in extra]
-    (OUT / "_config.yml").write_text(yaml.safe_dump(config))
-    jb = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run(
-        [str(jb), "build", str(ROOT), "--config", str(OUT / "_config.yml"),
-         "--path-output", str(OUT), "--warningiserror", "--nitpick", "--keep-going", "--all"],
-        capture_output=True, text=True, cwd=ROOT)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    log = build("en")
     # Sphinx warnings read "path: WARNING: ..."; kernels' own "[IPKernelApp] WARNING |" lines
     # (plain-TCP notices on stderr) are not about the book.
     warnings = [line for line in log.splitlines() if "WARNING:" in line]
     assert not warnings, "the build printed warnings:\n" + "\n".join(warnings)
-    return OUT / "_build" / "html"
+    build("zh")  # site_zh.py checks its warnings
+    site = OUT / "html"
+    shutil.copytree(OUT / "en" / "_build" / "html", site)
+    shutil.copytree(OUT / "zh" / "_build" / "html", site / "zh")
+    return site
 
 
 def page(html: Path, name: str) -> str:
@@ -168,10 +180,12 @@ def visit(browser, url, width=1280):
     return page, errors, failed
 
 
-def site_pages(html):
+def site_pages(html, chinese=False):
+    """The English pages (or, with chinese, those of the Chinese edition under zh/)."""
     return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
                   if p.parent.name != "_static" and "_sources" not in p.parts
-                  and p.name not in {"genindex.html", "search.html"})
+                  and p.name not in {"genindex.html", "search.html"}
+                  and (p.relative_to(html).parts[0] == "zh") == chinese)
 
 
 def test_every_page_in_the_browser(html, server, browser):
@@ -406,3 +420,7 @@ def test_search_finds_the_momentum_chapter(html, server, browser):
     assert any("06_momentum_and_schedules" in link for link in links), (
         f"searching 'momentum' did not return the momentum chapter: {links[:10]}")
     assert not errors, errors
+
+
+# The Chinese edition's checks, on the build above (see the module docstring)
+from site_zh import *  # noqa: E402, F403

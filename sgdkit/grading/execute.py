@@ -100,23 +100,24 @@ def contain() -> None:
 
 async def ready(self, timeout: float | None = None) -> None:
     """jupyter_client's ``wait_for_ready`` without its fixed waits (0.4 s of each kernel start):
-    ask for kernel_info until the reply comes, then read IOPub until the kernel says it is idle
-    after that request, which shows the subscription works and leaves nothing of it unread."""
-    deadline = time.monotonic() + (timeout or 60)
+    ask for kernel_info until a reply comes, then read IOPub until the kernel says it is idle
+    after one of these requests: the subscription works, and what the kernel said about them
+    is read (a request IOPub missed, before it was connected, is asked again)."""
+    deadline, asked = time.monotonic() + (timeout or 60), set()
     while True:
-        msg_id = self.kernel_info()
+        asked.add(self.kernel_info())
         try:
             reply = await self.shell_channel.get_msg(timeout=1)
         except Empty:
             reply = None
-        if reply is not None and reply["parent_header"].get("msg_id") == msg_id:
-            until = time.monotonic() + 1
+        if reply is not None and reply["msg_type"] == "kernel_info_reply":
+            until = time.monotonic() + 0.5
             while time.monotonic() < until:
                 try:
                     msg = await self.iopub_channel.get_msg(timeout=until - time.monotonic())
                 except Empty:
                     break
-                if (msg["parent_header"].get("msg_id") == msg_id
+                if (msg["parent_header"].get("msg_id") in asked
                         and msg["msg_type"] == "status"
                         and msg["content"].get("execution_state") == "idle"):
                     self._handle_kernel_info_reply(reply)

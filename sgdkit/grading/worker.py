@@ -35,7 +35,7 @@ import traceback
 from pathlib import Path
 
 from . import execute, limits, probes, sandbox
-from .feedback import HideHiddenTests
+from .feedback import HideHiddenTests, keep_compiled_templates
 from .text import clean
 
 KERNEL_NAME = "sgdkit-sandbox"
@@ -254,6 +254,7 @@ def run_job(job: dict, base_config) -> dict:
     _prepare(job)
     prepared = time.monotonic()
     execute.contain()
+    keep_compiled_templates()
     cfg = _config(base_config, job)
     job["budget"] = cfg.Execute.timeout_func
     coursedir = CourseDirectory(config=cfg)
@@ -485,6 +486,7 @@ def main() -> None:
         replies.flush()
     if forks.server is not None:
         forks.server.stop()
+    os._exit(0)  # nothing to tear down: the batch waits for this process to end
 
 
 if __name__ == "__main__":

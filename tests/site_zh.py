@@ -1,16 +1,11 @@
 """The Chinese edition: complete catalogs, a clean build, and its pages in Chromium.
 
-Both editions are built once per session into _build/test-zh (English at html/, Chinese at
-html/zh/, as `make book` lays them out) with the execution cache of `make book`
-(_build/.jupyter_cache): a notebook executes only if its code changed since the cache saw it.
-test_site.py executes every notebook from scratch; this module checks what the translation
-adds. The browser helpers are test_site's. ZH_TEST_OUT and CACHE move the build and the cache;
-ZH_TEST_REUSE=1 reuses the last build (while editing the tests).
+test_site.py builds both editions (English at html/, Chinese at html/zh/, as `make book` lays
+them out; the Chinese build reuses the English build's execution) and collects these tests, so
+they run after that build; its fixtures (html, server, browser) are the ones used here.
 """
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +13,11 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from test_notebooks import toc_files
-from test_site import browser, server, site_pages, visit  # noqa: F401 (fixtures)
+from test_site import site_pages, visit
 
 from conftest import ROOT
 
 LOCALE = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
-OUT = Path(os.environ.get("ZH_TEST_OUT") or ROOT / "_build" / "test-zh")
-CACHE = Path(os.environ.get("CACHE") or ROOT / "_build" / ".jupyter_cache")
-BUILD = [sys.executable, str(ROOT / "locales" / "build.py")]
 CODE = re.compile(r"`[^`]+`")
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.S)
 LINK = re.compile(r"\]\(([^)]+)\)")
@@ -118,44 +110,14 @@ def test_catalogs_match_the_english_pages(tmp_path):
 
 # --- The built site ----------------------------------------------------------------------------
 
-def build(kind: str, out: Path) -> str:
-    result = subprocess.run(
-        BUILD + [kind, str(out), "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True, cwd=ROOT, env=_env())
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"the {kind} build failed:\n{log[-6000:]}"
-    return log
-
-
-def _env():
-    return {**os.environ, "CACHE": str(CACHE)}
-
-
-@pytest.fixture(scope="module")
-def builds() -> dict[str, str]:
-    if os.environ.get("ZH_TEST_REUSE") and (OUT / "html" / "zh").exists():  # while editing
-        return {"zh": "", "en": ""}
-    logs = {"zh": build("zh", OUT / "zh"), "en": build("en", OUT / "en")}
-    site = OUT / "html"
-    shutil.rmtree(site, ignore_errors=True)
-    shutil.copytree(OUT / "en" / "_build" / "html", site)
-    shutil.copytree(OUT / "zh" / "_build" / "html", site / "zh")
-    return logs
-
-
-@pytest.fixture(scope="module")
-def html(builds) -> Path:
-    """The two editions as `make book` lays them out (the `server` fixture serves this)."""
-    return OUT / "html"
-
-
 def zh_pages(html: Path) -> list[str]:
     """The Chinese edition's pages, without zh/index.html (Jupyter Book's bare redirect)."""
-    return [p for p in site_pages(html) if p.startswith("zh/") and p != "zh/index.html"]
+    return [p for p in site_pages(html, chinese=True) if p != "zh/index.html"]
 
 
-def test_the_chinese_site_builds_without_warnings(builds, html):
-    warnings = [line for line in builds["zh"].splitlines() if "WARNING:" in line]
+def test_the_chinese_site_builds_without_warnings(html):
+    log = (html.parent / "zh.log").read_text()
+    warnings = [line for line in log.splitlines() if "WARNING:" in line]
     assert not warnings, "the Chinese build printed warnings:\n" + "\n".join(warnings)
     missing = [f for f in toc_files() if not (html / "zh" / f"{f}.html").exists()]
     assert not missing, f"pages missing from the Chinese site: {missing}"
@@ -205,7 +167,7 @@ def test_search_index_knows_the_course_terms(html):
 
 # --- In the browser ------------------------------------------------------------------------------
 
-def test_every_chinese_page_in_the_browser(html, server, browser):  # noqa: F811
+def test_every_chinese_page_in_the_browser(html, server, browser):
     problems = []
     for name in zh_pages(html):
         page, errors, failed = visit(browser, f"{server}/{name}")
@@ -222,7 +184,7 @@ def test_every_chinese_page_in_the_browser(html, server, browser):  # noqa: F811
 
 @pytest.mark.parametrize("name", ["book/intro", "book/04_stochastic_gradient_descent",
                                   "exercises/01_gradient_descent/01_gradient_descent"])
-def test_the_switch_works_both_ways(html, server, browser, name):  # noqa: F811
+def test_the_switch_works_both_ways(html, server, browser, name):
     page, errors, _ = visit(browser, f"{server}/{name}.html")
     page.click("p.lang-switch a")
     page.wait_for_url(f"{server}/zh/{name}.html")
@@ -237,7 +199,7 @@ def test_the_switch_works_both_ways(html, server, browser, name):  # noqa: F811
 @pytest.mark.parametrize("term, chapter", [("学习率", "06_momentum_and_schedules"),
                                            ("动量", "06_momentum_and_schedules"),
                                            ("小批量", "05_minibatching")])
-def test_search_finds_chinese_terms(html, server, browser, term, chapter):  # noqa: F811
+def test_search_finds_chinese_terms(html, server, browser, term, chapter):
     page, errors, _ = visit(browser, f"{server}/zh/search.html?q={term}")
     page.wait_for_selector("#search-results li", timeout=20000)
     links = page.eval_on_selector_all("#search-results li a", "els => els.map(a => a.href)")
