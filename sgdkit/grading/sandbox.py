@@ -185,7 +185,7 @@ def bwrap_args(spec: dict) -> list[str]:
     return args + ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
 
 
-def _prepare_home(spec: dict) -> Path:
+def _prepare_home(spec: dict) -> Path:  # pragma: no cover (sandboxed)
     """A fresh home holding the assignment's files and the seeding startup file."""
     home = Path(spec["home"])
     shutil.copytree(spec["files_dir"], home)
@@ -195,7 +195,7 @@ def _prepare_home(spec: dict) -> Path:
     return home
 
 
-def enter(spec: dict) -> dict:
+def enter(spec: dict) -> dict:  # pragma: no cover (sandboxed)
     """The last root step inside the sandbox: limits, the job slot's uid, no new privileges, a
     fresh home as the working folder; returns the kernel's environment."""
     mb = 1024 * 1024
@@ -217,7 +217,7 @@ def enter(spec: dict) -> dict:
                 MPLCONFIGDIR=str(home / ".config" / "matplotlib"))
 
 
-def kernel(spec: dict, conn: str) -> None:
+def kernel(spec: dict, conn: str) -> None:  # pragma: no cover (sandboxed)
     """Inside bubblewrap: enter the sandbox, then exec the IPython kernel."""
     env = enter(spec)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", conn,
@@ -225,13 +225,13 @@ def kernel(spec: dict, conn: str) -> None:
     os.execve(sys.executable, argv, env)
 
 
-def _mount(source, target, fstype=None, flags=0, data=None) -> None:
+def _mount(source, target, fstype=None, flags=0, data=None) -> None:  # pragma: no cover (sandboxed)
     enc = [None if v is None else os.fsencode(v) for v in (source, target, fstype, data)]
     _check(_libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]),
            f"mount {target}")
 
 
-def build_root(spec: dict, root: str) -> None:
+def build_root(spec: dict, root: str) -> None:  # pragma: no cover (sandboxed)
     """The file system of ``bwrap_args``, built by hand (for kernels forked by the fork server,
     ``zygote.py``): in the first process of new PID and mount namespaces, as root, a tmpfs at
     root gets the same read-only binds, /proc, minimal /dev, tmpfs /tmp and /dev/shm, the job's
